@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what tenant_guard needs on a Debian 12 machine, as root; does nothing that is done.
+#   Debian packages: PostgreSQL 15 server and headers, libclang (bindgen), sudo (pgrx --runas)
+#   cargo-pgrx 0.18.0, initialised against the system PostgreSQL 15 (no download)
+#   psycopg for the multi-connection tests
+# Source it (. scripts/setup.sh) or run it.
+set -euo pipefail
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+need_pkgs=()
+for p in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-config; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    log "installing Debian packages: ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+# The Debian package starts a cluster on port 5432 that we do not use.
+if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q '^15 *main .*online'; then
+    pg_ctlcluster 15 main stop || true
+fi
+
+if ! cargo pgrx --version 2>/dev/null | grep -q ' 0\.18\.0'; then
+    log "installing cargo-pgrx 0.18.0 (about 3 minutes)"
+    cargo install cargo-pgrx --version 0.18.0 --locked --quiet
+fi
+if ! grep -qs '^pg15 *=' "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+    log "cargo pgrx init --pg15 $PG_CONFIG"
+    cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
+fi
+
+if ! python3 -c 'import psycopg' 2>/dev/null; then
+    log "installing psycopg (multi-connection tests)"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check 'psycopg[binary]>=3.1,<3.3'
+fi

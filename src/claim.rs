@@ -1,0 +1,369 @@
+//! The tenant claim: `tenant_guard.tenant_id` and the functions around it.
+//!
+//! Claim hygiene lives here. The claim is an ordinary string setting, but every value carries a
+//! small "extra" record (PostgreSQL's GUC `extra` mechanism) stamped with the local transaction id
+//! in which the value was set. PostgreSQL keeps a value and its extra together through `SET`,
+//! `SET LOCAL`, savepoint rollback, function `SET` clauses and `RESET`, so when an older value is
+//! restored its old stamp comes back with it. In `claim_scope = transaction` a claim counts only
+//! when its stamp is the current transaction: a session-level value left behind on a pooled
+//! connection, or an old value restored by a function exit, is treated as unset.
+//!
+//! The check hook also refuses claims from places that are not the application's own session:
+//! postgresql.conf, `ALTER ROLE/DATABASE ... SET` (validated with source "test"), connection
+//! options, and function `SET` clauses (validated the same way when the function is created).
+
+use std::ffi::{c_char, c_void, CStr};
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::refusal;
+use crate::settings::{self, ClaimScope};
+
+/// Longest accepted claim, in bytes.
+pub const MAX_CLAIM_BYTES: usize = 256;
+
+/// What PostgreSQL keeps beside each value of `tenant_guard.tenant_id`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct ClaimStamp {
+    /// Local transaction id current when the value was set (0 = none or unknown).
+    lxid: u32,
+}
+
+/// The stamp of the value currently in force (owned by the GUC machinery).
+static mut CURRENT_STAMP: *const ClaimStamp = std::ptr::null();
+
+/// True while `_PG_init` defines the setting: a value set before the library was loaded has an
+/// unknown origin and is stamped as stale.
+static mut DEFINING: bool = false;
+
+/// The claim as the guard sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimState<'a> {
+    /// Not set, or set to the empty string.
+    Unset,
+    /// Set in an earlier transaction while `claim_scope = transaction`.
+    Stale,
+    /// Set and in force for this statement.
+    Valid(&'a str),
+}
+
+/// Pure decision: is a claim value in force?
+pub fn evaluate<'a>(
+    value: Option<&'a str>,
+    scope: ClaimScope,
+    stamp_lxid: u32,
+    current_lxid: u32,
+    in_parallel_worker: bool,
+) -> ClaimState<'a> {
+    let value = match value {
+        None | Some("") => return ClaimState::Unset,
+        Some(v) => v,
+    };
+    if scope == ClaimScope::Session || in_parallel_worker {
+        // A parallel worker runs a statement its leader already admitted with the leader's claim.
+        return ClaimState::Valid(value);
+    }
+    if stamp_lxid != 0 && stamp_lxid == current_lxid {
+        ClaimState::Valid(value)
+    } else {
+        ClaimState::Stale
+    }
+}
+
+/// Why a claim value may not be accepted, judged from its text and where it came from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClaimRejection {
+    TooLong(usize),
+    ForbiddenSource(&'static str),
+}
+
+pub fn judge_new_value(value: &str, source: pg_sys::GucSource::Type) -> Result<(), ClaimRejection> {
+    if value.is_empty() {
+        return Ok(()); // clearing the claim is always allowed
+    }
+    if value.len() > MAX_CLAIM_BYTES {
+        return Err(ClaimRejection::TooLong(value.len()));
+    }
+    use pg_sys::GucSource::*;
+    match source {
+        PGC_S_SESSION | PGC_S_DEFAULT => Ok(()),
+        PGC_S_FILE | PGC_S_DYNAMIC_DEFAULT | PGC_S_ENV_VAR | PGC_S_ARGV | PGC_S_GLOBAL => {
+            Err(ClaimRejection::ForbiddenSource("the server configuration"))
+        }
+        PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER => {
+            Err(ClaimRejection::ForbiddenSource("a role or database default"))
+        }
+        PGC_S_CLIENT => Err(ClaimRejection::ForbiddenSource("connection options")),
+        PGC_S_TEST => Err(ClaimRejection::ForbiddenSource(
+            "a stored setting (ALTER ROLE/DATABASE ... SET, ALTER SYSTEM or a function SET clause)",
+        )),
+        _ => Err(ClaimRejection::ForbiddenSource("this source")),
+    }
+}
+
+fn current_lxid() -> u32 {
+    // SAFETY: MyProc is either NULL (postmaster, early start-up) or this backend's PGPROC.
+    unsafe {
+        if pg_sys::MyProc.is_null() {
+            0
+        } else {
+            (*pg_sys::MyProc).lxid
+        }
+    }
+}
+
+fn in_parallel_worker() -> bool {
+    unsafe { pg_sys::ParallelWorkerNumber >= 0 }
+}
+
+/// The claim now, without allocating.
+pub fn state<'a>() -> ClaimState<'a> {
+    let raw = settings::tenant_id_raw().map(|c| c.to_str().unwrap_or(""));
+    // SAFETY: CURRENT_STAMP is set by the assign hook to the extra of the value in force.
+    let stamp = unsafe {
+        let p = CURRENT_STAMP;
+        if p.is_null() {
+            0
+        } else {
+            (*p).lxid
+        }
+    };
+    evaluate(raw, settings::claim_scope(), stamp, current_lxid(), in_parallel_worker())
+}
+
+/// Marks the start and end of the setting's definition in `_PG_init`.
+pub fn set_defining(on: bool) {
+    unsafe { DEFINING = on };
+}
+
+/// GUC check hook of `tenant_guard.tenant_id`: refuses forbidden sources and oversized values,
+/// and stamps accepted values with the current local transaction id.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn check_tenant_id(
+    newval: *mut *mut c_char,
+    extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    let value = if newval.is_null() || (*newval).is_null() {
+        ""
+    } else {
+        match CStr::from_ptr(*newval).to_str() {
+            Ok(v) => v,
+            Err(_) => {
+                set_check_error(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    "tenant_guard: the tenant claim is not valid text",
+                    "Use a tenant identifier made of valid characters.",
+                );
+                return false;
+            }
+        }
+    };
+    match judge_new_value(value, source) {
+        Ok(()) => {}
+        Err(ClaimRejection::TooLong(n)) => {
+            set_check_error(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                &format!(
+                    "tenant_guard: the tenant claim is {n} bytes long; at most {MAX_CLAIM_BYTES} are allowed"
+                ),
+                "Set tenant_guard.tenant_id to the tenant's identifier, not to a document or token.",
+            );
+            return false;
+        }
+        Err(ClaimRejection::ForbiddenSource(what)) => {
+            set_check_error(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                &format!("tenant_guard: the tenant claim cannot come from {what}"),
+                "Set it per transaction from the application's verified session: \
+                 SET LOCAL tenant_guard.tenant_id = '...' or SELECT tenant_guard.set_tenant('...').",
+            );
+            return false;
+        }
+    }
+    let stamp = libc::malloc(std::mem::size_of::<ClaimStamp>()) as *mut ClaimStamp;
+    if stamp.is_null() {
+        return false; // PostgreSQL reports "out of memory" for a check hook that fails this way
+    }
+    let lxid = if DEFINING { 0 } else { current_lxid() };
+    stamp.write(ClaimStamp { lxid });
+    *extra = stamp as *mut c_void;
+    true
+}
+
+/// GUC assign hook of `tenant_guard.tenant_id`: remembers the stamp of the value in force.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn assign_tenant_id(_newval: *const c_char, extra: *mut c_void) {
+    CURRENT_STAMP = extra as *const ClaimStamp;
+}
+
+unsafe fn set_check_error(code: PgSqlErrorCode, msg: &str, hint: &str) {
+    let msg = std::ffi::CString::new(msg).unwrap_or_default();
+    let hint = std::ffi::CString::new(hint).unwrap_or_default();
+    pg_sys::GUC_check_errcode(code as i32);
+    pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(msg.as_ptr());
+    pg_sys::GUC_check_errhint_string = pg_sys::pstrdup(hint.as_ptr());
+}
+
+fn set_claim(value: &str, local: bool) {
+    let value = std::ffi::CString::new(value).unwrap_or_else(|_| {
+        refusal::bad_argument("the tenant must not contain NUL bytes", "Pass the tenant's identifier.")
+    });
+    let action = if local {
+        pg_sys::GucAction::GUC_ACTION_LOCAL
+    } else {
+        pg_sys::GucAction::GUC_ACTION_SET
+    };
+    unsafe {
+        pg_sys::set_config_option(
+            c"tenant_guard.tenant_id".as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
+/// `tenant_guard.set_tenant(tenant text)`: sets the claim for the current transaction.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_tenant(tenant: Option<&str>) -> String {
+    let tenant = match tenant {
+        None => refusal::bad_argument(
+            "set_tenant() needs a tenant, got NULL",
+            "To drop the claim, call tenant_guard.clear_tenant().",
+        ),
+        Some(t) if t.trim().is_empty() => refusal::bad_argument(
+            "set_tenant() needs a tenant, got an empty string",
+            "To drop the claim, call tenant_guard.clear_tenant().",
+        ),
+        Some(t) => t,
+    };
+    if tenant.len() > MAX_CLAIM_BYTES {
+        refusal::bad_argument(
+            &format!("the tenant is {} bytes long; at most {MAX_CLAIM_BYTES} are allowed", tenant.len()),
+            "Pass the tenant's identifier, not a document or token.",
+        );
+    }
+    set_claim(tenant, true);
+    tenant.to_string()
+}
+
+/// `tenant_guard.clear_tenant()`: drops the claim (session-wide, so nothing comes back at commit).
+#[pg_extern(volatile, parallel_unsafe)]
+fn clear_tenant() {
+    set_claim("", false);
+}
+
+/// `tenant_guard.current_tenant()`: the claim in force, or NULL.
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant() -> Option<String> {
+    match state() {
+        ClaimState::Valid(v) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
+/// The claim in force, or a `42501` error: what the generated policies compare against, so that
+/// the policies fail closed with an error even where the executor guard is not loaded.
+fn required() -> &'static str {
+    match state() {
+        ClaimState::Valid(v) => v,
+        ClaimState::Unset => refusal::no_claim_in_policy(false),
+        ClaimState::Stale => refusal::no_claim_in_policy(true),
+    }
+}
+
+#[pg_extern(stable, parallel_safe)]
+fn require_tenant() -> String {
+    required().to_string()
+}
+
+#[pg_extern(stable, parallel_safe)]
+fn require_tenant_uuid() -> pgrx::Uuid {
+    let claim = required();
+    parse_uuid(claim).map(pgrx::Uuid::from_bytes).unwrap_or_else(|| refusal::claim_type_mismatch(claim, "uuid"))
+}
+
+#[pg_extern(stable, parallel_safe)]
+fn require_tenant_bigint() -> i64 {
+    let claim = required();
+    claim.trim().parse::<i64>().unwrap_or_else(|_| refusal::claim_type_mismatch(claim, "bigint"))
+}
+
+#[pg_extern(stable, parallel_safe)]
+fn require_tenant_integer() -> i32 {
+    let claim = required();
+    claim.trim().parse::<i32>().unwrap_or_else(|_| refusal::claim_type_mismatch(claim, "integer"))
+}
+
+/// Parses the textual forms of a uuid that PostgreSQL accepts (hyphens optional, braces allowed).
+pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let s = s.trim();
+    let s = s.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(s);
+    let hex: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
+    if hex.len() != 32 || s.bytes().filter(|b| *b == b'-').count() > 4 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_missing_claims_are_unset() {
+        assert_eq!(evaluate(None, ClaimScope::Transaction, 5, 5, false), ClaimState::Unset);
+        assert_eq!(evaluate(Some(""), ClaimScope::Session, 5, 5, false), ClaimState::Unset);
+    }
+
+    #[test]
+    fn transaction_scope_needs_the_current_transaction_stamp() {
+        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 5, 5, false), ClaimState::Valid("a"));
+        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 4, 5, false), ClaimState::Stale);
+        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 0, 0, false), ClaimState::Stale);
+        assert_eq!(evaluate(Some("a"), ClaimScope::Session, 4, 5, false), ClaimState::Valid("a"));
+    }
+
+    #[test]
+    fn parallel_workers_take_the_leaders_claim() {
+        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 1, 9, true), ClaimState::Valid("a"));
+        assert_eq!(evaluate(Some(""), ClaimScope::Transaction, 1, 9, true), ClaimState::Unset);
+    }
+
+    #[test]
+    fn claims_from_outside_the_session_are_refused() {
+        use pg_sys::GucSource::*;
+        assert!(judge_new_value("acme", PGC_S_SESSION).is_ok());
+        assert!(judge_new_value("", PGC_S_FILE).is_ok());
+        for src in [PGC_S_FILE, PGC_S_DATABASE, PGC_S_USER, PGC_S_DATABASE_USER, PGC_S_CLIENT, PGC_S_TEST] {
+            assert!(matches!(judge_new_value("acme", src), Err(ClaimRejection::ForbiddenSource(_))));
+        }
+        assert_eq!(
+            judge_new_value(&"x".repeat(257), PGC_S_SESSION),
+            Err(ClaimRejection::TooLong(257))
+        );
+        assert!(judge_new_value(&"x".repeat(256), PGC_S_SESSION).is_ok());
+    }
+
+    #[test]
+    fn uuids_parse_like_postgres() {
+        assert!(parse_uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").is_some());
+        assert!(parse_uuid("{a0eebc999c0b4ef8bb6d6bb9bd380a11}").is_some());
+        assert!(parse_uuid("acme").is_none());
+        assert!(parse_uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1z").is_none());
+        assert_eq!(parse_uuid("00000000-0000-0000-0000-000000000001").unwrap()[15], 1);
+    }
+}

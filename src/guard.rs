@@ -1,0 +1,153 @@
+//! The executor guard's decisions, in plain Rust over plain data.
+//!
+//! `hooks.rs` gathers the facts about each protected relation a statement touches and asks
+//! `judge()`; nothing here touches PostgreSQL, so every rule is unit-tested without a server.
+
+use crate::claim::ClaimState;
+
+/// How row security applies to the role that the executor checks for one relation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posture {
+    /// Policies filter this role's access.
+    Filtered,
+    /// The table's row level security is disabled (the protection drifted).
+    TableRlsDisabled,
+    /// The role is a superuser: policies do not apply.
+    Superuser,
+    /// The role has BYPASSRLS: policies do not apply.
+    BypassRls,
+    /// The role owns the table and FORCE ROW LEVEL SECURITY was removed.
+    OwnerNotForced,
+}
+
+/// What the guard knows about one protected relation in a statement.
+#[derive(Debug, Clone, Copy)]
+pub struct RelationFacts {
+    /// The relation is in the registry (false: a partition or child of a protected table that was
+    /// not protected itself).
+    pub registered: bool,
+    /// The statement names this relation itself (false: reached by inheritance expansion of a
+    /// parent, whose policies then apply).
+    pub named_directly: bool,
+    /// The statement opens a `WITH HOLD` cursor while `claim_scope = transaction`.
+    pub hold_cursor_in_transaction_scope: bool,
+}
+
+/// Why a statement is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    NoClaim { stale: bool },
+    UnprotectedChild,
+    HoldCursor,
+    TenantSwitch { from: String, to: String },
+    PolicyVoidingRole(Posture),
+}
+
+/// Decides one relation. `posture` and `trusted` are asked for lazily: they cost catalog
+/// look-ups and matter only once everything else passed.
+pub fn judge(
+    facts: RelationFacts,
+    claim: ClaimState<'_>,
+    tenant_of_transaction: Option<&str>,
+    posture: impl FnOnce() -> Posture,
+    trusted: impl FnOnce() -> bool,
+) -> Result<(), Refusal> {
+    if !facts.registered && facts.named_directly {
+        return Err(Refusal::UnprotectedChild);
+    }
+    if facts.hold_cursor_in_transaction_scope {
+        return Err(Refusal::HoldCursor);
+    }
+    let tenant = match claim {
+        ClaimState::Valid(t) => t,
+        ClaimState::Unset => return Err(Refusal::NoClaim { stale: false }),
+        ClaimState::Stale => return Err(Refusal::NoClaim { stale: true }),
+    };
+    if let Some(earlier) = tenant_of_transaction {
+        if earlier != tenant {
+            return Err(Refusal::TenantSwitch { from: earlier.to_string(), to: tenant.to_string() });
+        }
+    }
+    match posture() {
+        Posture::Filtered => Ok(()),
+        Posture::TableRlsDisabled => Err(Refusal::PolicyVoidingRole(Posture::TableRlsDisabled)),
+        other => {
+            if trusted() {
+                Ok(())
+            } else {
+                Err(Refusal::PolicyVoidingRole(other))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIRECT: RelationFacts =
+        RelationFacts { registered: true, named_directly: true, hold_cursor_in_transaction_scope: false };
+
+    fn never<T>() -> T {
+        panic!("must not be evaluated")
+    }
+
+    #[test]
+    fn no_claim_no_access_for_every_role() {
+        assert_eq!(
+            judge(DIRECT, ClaimState::Unset, None, never, never),
+            Err(Refusal::NoClaim { stale: false })
+        );
+        assert_eq!(
+            judge(DIRECT, ClaimState::Stale, None, never, never),
+            Err(Refusal::NoClaim { stale: true })
+        );
+    }
+
+    #[test]
+    fn filtered_role_with_claim_is_allowed() {
+        assert_eq!(judge(DIRECT, ClaimState::Valid("a"), None, || Posture::Filtered, never), Ok(()));
+        assert_eq!(judge(DIRECT, ClaimState::Valid("a"), Some("a"), || Posture::Filtered, never), Ok(()));
+    }
+
+    #[test]
+    fn switching_tenant_inside_a_transaction_is_refused() {
+        assert_eq!(
+            judge(DIRECT, ClaimState::Valid("b"), Some("a"), || Posture::Filtered, never),
+            Err(Refusal::TenantSwitch { from: "a".into(), to: "b".into() })
+        );
+    }
+
+    #[test]
+    fn policy_voiding_roles_are_refused_unless_trusted() {
+        for p in [Posture::Superuser, Posture::BypassRls, Posture::OwnerNotForced] {
+            assert_eq!(
+                judge(DIRECT, ClaimState::Valid("a"), None, || p, || false),
+                Err(Refusal::PolicyVoidingRole(p))
+            );
+            assert_eq!(judge(DIRECT, ClaimState::Valid("a"), None, || p, || true), Ok(()));
+        }
+    }
+
+    #[test]
+    fn disabled_row_security_is_refused_even_for_trusted_roles() {
+        assert_eq!(
+            judge(DIRECT, ClaimState::Valid("a"), None, || Posture::TableRlsDisabled, || true),
+            Err(Refusal::PolicyVoidingRole(Posture::TableRlsDisabled))
+        );
+    }
+
+    #[test]
+    fn unprotected_children_are_refused_only_when_named() {
+        let child = RelationFacts { registered: false, ..DIRECT };
+        assert_eq!(judge(child, ClaimState::Valid("a"), None, never, never), Err(Refusal::UnprotectedChild));
+        let expanded = RelationFacts { registered: false, named_directly: false, ..DIRECT };
+        assert_eq!(judge(expanded, ClaimState::Valid("a"), None, || Posture::Filtered, never), Ok(()));
+    }
+
+    #[test]
+    fn hold_cursors_are_refused_before_anything_else() {
+        let hold = RelationFacts { hold_cursor_in_transaction_scope: true, ..DIRECT };
+        assert_eq!(judge(hold, ClaimState::Valid("a"), None, never, never), Err(Refusal::HoldCursor));
+    }
+}

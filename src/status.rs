@@ -1,0 +1,72 @@
+//! `tenant_guard.status()`: is the guard active in this backend, in which mode, with what claim.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pgrx::prelude::*;
+
+use crate::claim::{self, ClaimState};
+use crate::refusal::Message;
+use crate::settings::{self, ClaimScope, Enforce};
+
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+/// Called by `_PG_init` when loaded through `shared_preload_libraries`.
+pub fn set_preloaded() {
+    PRELOADED.store(true, Ordering::Relaxed);
+}
+
+pub fn preloaded() -> bool {
+    PRELOADED.load(Ordering::Relaxed)
+}
+
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn status() -> TableIterator<
+    'static,
+    (
+        name!(preloaded, bool),
+        name!(guard_active, bool),
+        name!(version, String),
+        name!(enforce, String),
+        name!(claim_scope, String),
+        name!(claim, String),
+        name!(protected_tables, i64),
+    ),
+> {
+    let preloaded = preloaded();
+    if !preloaded {
+        Message::warning(
+            "the guard is NOT active: tenant_guard is not in shared_preload_libraries".to_string(),
+            "Only the row security policies protect the tables; superusers, BYPASSRLS roles and \
+             table owners without FORCE are not refused.",
+            "Add tenant_guard to shared_preload_libraries in postgresql.conf and restart the server.".to_string(),
+        );
+    }
+    let enforce = match settings::enforce() {
+        Enforce::On => "on",
+        Enforce::Shadow => "shadow",
+        Enforce::Off => "off",
+    };
+    let scope = match settings::claim_scope() {
+        ClaimScope::Transaction => "transaction",
+        ClaimScope::Session => "session",
+    };
+    let claim = match claim::state() {
+        ClaimState::Unset => "unset",
+        ClaimState::Stale => "stale (set in an earlier transaction)",
+        ClaimState::Valid(_) => "set",
+    };
+    let protected = Spi::get_one::<i64>("SELECT pg_catalog.count(*) FROM tenant_guard.protected_tables")
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    TableIterator::once((
+        preloaded,
+        preloaded && settings::enforce() != Enforce::Off,
+        env!("CARGO_PKG_VERSION").to_string(),
+        enforce.to_string(),
+        scope.to_string(),
+        claim.to_string(),
+        protected,
+    ))
+}
