@@ -55,8 +55,7 @@ pub extern "C-unwind" fn _PG_init() {
 }
 
 #[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
-mod tests {}
+mod pg_tests;
 
 /// Settings for the `#[pg_test]` cluster.
 #[cfg(test)]
