@@ -34,9 +34,11 @@ struct ClaimStamp {
 /// The stamp of the value currently in force (owned by the GUC machinery).
 static mut CURRENT_STAMP: *const ClaimStamp = std::ptr::null();
 
-/// True while `_PG_init` defines the setting: a value set before the library was loaded has an
-/// unknown origin and is stamped as stale.
-static mut DEFINING: bool = false;
+/// While `_PG_init` defines the setting, PostgreSQL re-applies any value that was set before the
+/// library was loaded (a placeholder). Such a value counts as set in the current transaction only
+/// when the placeholder has a transaction stack entry, i.e. it was changed in this transaction;
+/// otherwise it is stamped stale (0).
+static mut DEFINING: Option<u32> = None;
 
 /// The claim as the guard sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +137,33 @@ pub fn state<'a>() -> ClaimState<'a> {
 
 /// Marks the start and end of the setting's definition in `_PG_init`.
 pub fn set_defining(on: bool) {
-    unsafe { DEFINING = on };
+    unsafe {
+        DEFINING = if on {
+            Some(if placeholder_changed_in_this_transaction() { current_lxid() } else { 0 })
+        } else {
+            None
+        }
+    };
+}
+
+/// Does a placeholder `tenant_guard.tenant_id` exist with a change made in this transaction?
+fn placeholder_changed_in_this_transaction() -> bool {
+    unsafe {
+        let vars = pg_sys::get_guc_variables();
+        if vars.is_null() {
+            return false;
+        }
+        for i in 0..pg_sys::GetNumConfigOptions() as usize {
+            let var = *vars.add(i);
+            if !var.is_null()
+                && !(*var).name.is_null()
+                && CStr::from_ptr((*var).name) == c"tenant_guard.tenant_id"
+            {
+                return !(*var).stack.is_null();
+            }
+        }
+        false
+    }
 }
 
 /// GUC check hook of `tenant_guard.tenant_id`: refuses forbidden sources and oversized values,
@@ -187,7 +215,7 @@ pub unsafe extern "C-unwind" fn check_tenant_id(
     if stamp.is_null() {
         return false; // PostgreSQL reports "out of memory" for a check hook that fails this way
     }
-    let lxid = if DEFINING { 0 } else { current_lxid() };
+    let lxid = DEFINING.unwrap_or_else(current_lxid);
     stamp.write(ClaimStamp { lxid });
     *extra = stamp as *mut c_void;
     true
