@@ -28,3 +28,12 @@ AS $$ SELECT tenant_guard._exempt(rel::oid, reason) $$;
 
 COMMENT ON FUNCTION tenant_guard.exempt(regclass, text) IS
     'Records that a table with a tenant column is shared by all tenants on purpose.';
+
+CREATE FUNCTION tenant_guard.set_limits(rel regclass, broad_read_rows integer, max_rows integer)
+RETURNS text
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tenant_guard._set_limits(rel::oid, broad_read_rows, max_rows) $$;
+
+COMMENT ON FUNCTION tenant_guard.set_limits(regclass, integer, integer) IS
+    'Per-table overrides of tenant_guard.broad_read_rows and tenant_guard.max_rows (NULL: the setting; 0: off).';

@@ -10,6 +10,9 @@ CREATE TABLE tenant_guard.protected_tables (
     -- row level security as it was before protect(), restored by unprotect()
     rls_was_enabled boolean     NOT NULL DEFAULT false,
     rls_was_forced  boolean     NOT NULL DEFAULT false,
+    -- per-table overrides of tenant_guard.broad_read_rows and tenant_guard.max_rows (NULL: the setting)
+    broad_read_rows integer     CHECK (broad_read_rows >= 0),
+    max_rows        integer     CHECK (max_rows >= 0),
     protected_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
     protected_by    name        NOT NULL
 );

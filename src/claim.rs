@@ -51,20 +51,19 @@ pub enum ClaimState<'a> {
     Valid(&'a str),
 }
 
-/// Pure decision: is a claim value in force?
+/// Pure decision: is a claim value in force? (In a parallel worker the caller passes the
+/// leader's verdict as the stamp.)
 pub fn evaluate<'a>(
     value: Option<&'a str>,
     scope: ClaimScope,
     stamp_lxid: u32,
     current_lxid: u32,
-    in_parallel_worker: bool,
 ) -> ClaimState<'a> {
     let value = match value {
         None | Some("") => return ClaimState::Unset,
         Some(v) => v,
     };
-    if scope == ClaimScope::Session || in_parallel_worker {
-        // A parallel worker runs a statement its leader already admitted with the leader's claim.
+    if scope == ClaimScope::Session {
         return ClaimState::Valid(value);
     }
     if stamp_lxid != 0 && stamp_lxid == current_lxid {
@@ -132,7 +131,15 @@ pub fn state<'a>() -> ClaimState<'a> {
             (*p).lxid
         }
     };
-    evaluate(raw, settings::claim_scope(), stamp, current_lxid(), in_parallel_worker())
+    let lxid = current_lxid();
+    if in_parallel_worker() {
+        // Trust the copied claim only if the leader's current transaction holds exactly it.
+        let valid = raw.filter(|v| !v.is_empty()).is_some_and(|v| {
+            crate::leader_claims::leader_view(v).is_some_and(|view| view.claim_valid)
+        });
+        return evaluate(raw, settings::claim_scope(), if valid { lxid } else { 0 }, lxid);
+    }
+    evaluate(raw, settings::claim_scope(), stamp, lxid)
 }
 
 /// Marks the start and end of the setting's definition in `_PG_init`.
@@ -353,22 +360,23 @@ mod tests {
 
     #[test]
     fn empty_and_missing_claims_are_unset() {
-        assert_eq!(evaluate(None, ClaimScope::Transaction, 5, 5, false), ClaimState::Unset);
-        assert_eq!(evaluate(Some(""), ClaimScope::Session, 5, 5, false), ClaimState::Unset);
+        assert_eq!(evaluate(None, ClaimScope::Transaction, 5, 5), ClaimState::Unset);
+        assert_eq!(evaluate(Some(""), ClaimScope::Session, 5, 5), ClaimState::Unset);
     }
 
     #[test]
     fn transaction_scope_needs_the_current_transaction_stamp() {
-        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 5, 5, false), ClaimState::Valid("a"));
-        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 4, 5, false), ClaimState::Stale);
-        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 0, 0, false), ClaimState::Stale);
-        assert_eq!(evaluate(Some("a"), ClaimScope::Session, 4, 5, false), ClaimState::Valid("a"));
+        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 5, 5), ClaimState::Valid("a"));
+        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 4, 5), ClaimState::Stale);
+        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 0, 0), ClaimState::Stale);
+        assert_eq!(evaluate(Some("a"), ClaimScope::Session, 4, 5), ClaimState::Valid("a"));
     }
 
     #[test]
-    fn parallel_workers_take_the_leaders_claim() {
-        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 1, 9, true), ClaimState::Valid("a"));
-        assert_eq!(evaluate(Some(""), ClaimScope::Transaction, 1, 9, true), ClaimState::Unset);
+    fn parallel_workers_follow_what_the_leader_vouches_for() {
+        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 9, 9), ClaimState::Valid("a"));
+        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 0, 9), ClaimState::Stale);
+        assert_eq!(evaluate(Some(""), ClaimScope::Transaction, 9, 9), ClaimState::Unset);
     }
 
     #[test]

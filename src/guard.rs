@@ -43,6 +43,36 @@ pub enum Refusal {
     PolicyVoidingRole(Posture),
 }
 
+impl Refusal {
+    /// The stable reason code recorded in the audit trail.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::NoClaim { stale: false } => "no_claim",
+            Refusal::NoClaim { stale: true } => "stale_claim",
+            Refusal::UnprotectedChild => "unprotected_child",
+            Refusal::HoldCursor => "hold_cursor",
+            Refusal::TenantSwitch { .. } => "tenant_switch",
+            Refusal::PolicyVoidingRole(Posture::Superuser) => "superuser",
+            Refusal::PolicyVoidingRole(Posture::BypassRls) => "bypassrls",
+            Refusal::PolicyVoidingRole(Posture::OwnerNotForced) => "owner_not_forced",
+            Refusal::PolicyVoidingRole(Posture::TableRlsDisabled) => "rls_disabled",
+            Refusal::PolicyVoidingRole(Posture::Filtered) => "policy",
+        }
+    }
+}
+
+/// A row limit for a statement: the smallest per-table override among the tables it reads, else
+/// the setting. `None` when the limit is off (0).
+pub fn row_limit(setting: i32, overrides: impl IntoIterator<Item = Option<i32>>) -> Option<u64> {
+    let limit = overrides.into_iter().flatten().min().unwrap_or(setting);
+    (limit > 0).then_some(limit as u64)
+}
+
+/// Is a completed read broad? (`rows` returned, `threshold` from `row_limit`, trusted role used.)
+pub fn is_broad_read(rows: u64, threshold: Option<u64>, via_trusted_role: bool) -> bool {
+    via_trusted_role || threshold.is_some_and(|t| rows >= t)
+}
+
 /// Decides one relation. `posture` and `trusted` are asked for lazily: they cost catalog
 /// look-ups and matter only once everything else passed.
 pub fn judge(
@@ -143,6 +173,22 @@ mod tests {
         assert_eq!(judge(child, ClaimState::Valid("a"), None, never, never), Err(Refusal::UnprotectedChild));
         let expanded = RelationFacts { registered: false, named_directly: false, ..DIRECT };
         assert_eq!(judge(expanded, ClaimState::Valid("a"), None, || Posture::Filtered, never), Ok(()));
+    }
+
+    #[test]
+    fn row_limits_take_the_tightest_table_override_else_the_setting() {
+        assert_eq!(row_limit(1000, [None, None]), Some(1000));
+        assert_eq!(row_limit(1000, [Some(50), None, Some(10)]), Some(10));
+        assert_eq!(row_limit(0, [None]), None);
+        assert_eq!(row_limit(1000, [Some(0)]), None, "a table override of 0 turns the limit off");
+    }
+
+    #[test]
+    fn broad_reads_are_counted_from_the_threshold_on() {
+        assert!(!is_broad_read(999, Some(1000), false));
+        assert!(is_broad_read(1000, Some(1000), false));
+        assert!(!is_broad_read(5000, None, false));
+        assert!(is_broad_read(0, None, true), "every read of a trusted role is broad");
     }
 
     #[test]

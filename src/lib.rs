@@ -14,18 +14,34 @@
 //! | `catalog`     | read-only catalog and role questions (thin FFI)                    |
 //! | `refusal`     | the one shape of every error and warning                           |
 //! | `status`      | status()                                                           |
+//! | `audit`       | where audit events are raised (log line + queue or direct insert)  |
+//! | `audit_event` | the fixed-size event record and its log line                      |
+//! | `audit_queue` | the bounded shared-memory queue and the writers' bookkeeping       |
+//! | `audit_writer`| the per-database background writer                                 |
+//! | `audit_admin` | prune_audit() and the audit log's append-only rule                 |
+//! | `leader_claims`| what a parallel worker may believe about its leader's claim        |
+//! | `shared_memory`| asks for shared memory at server start                            |
+//! | `row_cap`     | the DestReceiver that enforces tenant_guard.max_rows               |
 
 use pgrx::prelude::*;
 
+mod audit;
+mod audit_event;
+mod audit_queue;
+mod audit_admin;
+mod audit_writer;
 mod catalog;
 mod claim;
 mod guard;
 mod hooks;
+mod leader_claims;
 mod policy;
 mod protection;
 mod refusal;
 mod registry;
+mod row_cap;
 mod settings;
+mod shared_memory;
 mod status;
 
 pgrx::pg_module_magic!();
@@ -34,9 +50,20 @@ extension_sql_file!("../sql/registry.sql", name = "registry", bootstrap);
 extension_sql_file!(
     "../sql/helpers.sql",
     name = "helpers",
-    requires = ["registry", protection::protect_impl, protection::unprotect_impl, protection::exempt_impl]
+    requires = [
+        "registry",
+        protection::protect_impl,
+        protection::unprotect_impl,
+        protection::exempt_impl,
+        protection::set_limits_impl
+    ]
 );
 extension_sql_file!("../sql/new_partitions.sql", name = "new_partitions", requires = ["helpers"]);
+extension_sql_file!(
+    "../sql/audit.sql",
+    name = "audit",
+    requires = ["helpers", audit_admin::prune_audit_before, audit_admin::audit_log_pruning]
+);
 
 
 #[pg_guard]
@@ -50,6 +77,7 @@ pub extern "C-unwind" fn _PG_init() {
         return;
     }
     status::set_preloaded();
+    shared_memory::init();
     registry::init();
     hooks::init();
 }

@@ -62,11 +62,6 @@ pub fn quote_ident(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// Quotes a string literal for SQL.
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 /// `CREATE POLICY` statements, by policy name, for `table` (already a quoted, qualified name).
 pub fn policy_statements(table: &str, column: &str, ty: TenantType) -> Vec<(&'static str, String)> {
     let cond = format!("{} = {}", quote_ident(column), ty.claim_expression());
@@ -100,9 +95,8 @@ mod tests {
     }
 
     #[test]
-    fn identifiers_and_literals_are_quoted() {
+    fn identifiers_are_quoted() {
         assert_eq!(quote_ident("Org\"Id"), "\"Org\"\"Id\"");
-        assert_eq!(quote_literal("it's"), "'it''s'");
     }
 
     #[test]

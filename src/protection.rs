@@ -9,6 +9,8 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 
+use crate::audit;
+use crate::audit_event::EventKind;
 use crate::catalog::{self, as_superuser};
 use crate::policy::{self, quote_ident, TenantType};
 use crate::refusal::{self, bad_argument};
@@ -153,7 +155,6 @@ fn registered_ancestor(relid: pg_sys::Oid) -> Option<(pg_sys::Oid, String)> {
 
 struct Registration {
     tenant_column: String,
-    parent: Option<pg_sys::Oid>,
     rls_was_enabled: bool,
     rls_was_forced: bool,
 }
@@ -161,7 +162,7 @@ struct Registration {
 fn registration(relid: pg_sys::Oid) -> Option<Registration> {
     Spi::connect(|c| {
         let rows = spi_err(c.select(
-            "SELECT tenant_column::text, parent::pg_catalog.oid, rls_was_enabled, rls_was_forced
+            "SELECT tenant_column::text, rls_was_enabled, rls_was_forced
                FROM tenant_guard.protected_tables WHERE relid = $1::pg_catalog.oid::pg_catalog.regclass",
             None,
             &[relid.into()],
@@ -169,9 +170,8 @@ fn registration(relid: pg_sys::Oid) -> Option<Registration> {
         for row in rows {
             return Some(Registration {
                 tenant_column: spi_err(row.get::<String>(1)).unwrap_or_default(),
-                parent: spi_err(row.get::<pg_sys::Oid>(2)),
-                rls_was_enabled: spi_err(row.get::<bool>(3)).unwrap_or(false),
-                rls_was_forced: spi_err(row.get::<bool>(4)).unwrap_or(false),
+                rls_was_enabled: spi_err(row.get::<bool>(2)).unwrap_or(false),
+                rls_was_forced: spi_err(row.get::<bool>(3)).unwrap_or(false),
             });
         }
         None
@@ -363,7 +363,9 @@ pub fn protect_impl(rel: Option<pg_sys::Oid>, tenant_column: Option<&str>) -> St
                      VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.name,
                              $3::pg_catalog.text::pg_catalog.regtype, $4::pg_catalog.oid::pg_catalog.regclass,
                              $5, $6, $7::pg_catalog.name)
-                     ON CONFLICT (relid) DO NOTHING
+                     ON CONFLICT (relid) DO UPDATE SET parent = EXCLUDED.parent
+                        WHERE protected_tables.parent IS DISTINCT FROM EXCLUDED.parent
+                          AND EXCLUDED.parent IS NOT NULL
                      RETURNING 1)
                  SELECT pg_catalog.count(*) FROM inserted",
                 &[
@@ -403,6 +405,9 @@ pub fn protect_impl(rel: Option<pg_sys::Oid>, tenant_column: Option<&str>) -> St
         return format!("{} is already protected on {}", root.name, quote_ident(column));
     }
     invalidate_registry();
+    for r in &members {
+        audit::helper_event(EventKind::Protect, &r.name, &format!("tenant column {}", quote_ident(column)));
+    }
     if exempt_removed {
         refusal::Message::notice(format!("table {} was exempt; protect() removed the exemption", root.name));
     }
@@ -430,20 +435,15 @@ pub fn protect_impl(rel: Option<pg_sys::Oid>, tenant_column: Option<&str>) -> St
 pub fn unprotect_impl(rel: Option<pg_sys::Oid>, reason: Option<&str>) -> String {
     let root = owned_table(rel, "unprotect");
     let reason = reason_text(reason, "unprotect");
-    let Some(reg) = registration(root.relid) else {
+    if registration(root.relid).is_none() {
         return format!("{} is not protected; nothing to do", root.name);
-    };
-    if let Some(parent) = reg.parent {
-        if registration(parent).is_some() {
-            bad_argument(
-                &format!(
-                    "table {} is protected as part of {}",
-                    root.name,
-                    catalog::qualified_name(parent)
-                ),
-                "A partition or child stays protected while its parent is; unprotect() the parent.",
-            );
-        }
+    }
+    // Judged from the live inheritance tree: a detached partition can be unprotected on its own.
+    if let Some((ancestor, _)) = registered_ancestor(root.relid) {
+        bad_argument(
+            &format!("table {} is protected as part of {}", root.name, catalog::qualified_name(ancestor)),
+            "A partition or child stays protected while its parent is; unprotect() the parent.",
+        );
     }
     let mut removed = Vec::new();
     for relid in tree(root.relid) {
@@ -468,12 +468,9 @@ pub fn unprotect_impl(rel: Option<pg_sys::Oid>, reason: Option<&str>) -> String 
         removed.push(r.name);
     }
     invalidate_registry();
-    refusal::Message::log(format!(
-        "unprotect relation={} by={} reason={}",
-        root.name,
-        current_role_name(),
-        policy::quote_literal(&reason)
-    ));
+    for name in &removed {
+        audit::helper_event(EventKind::Unprotect, name, &reason);
+    }
     format!("unprotected {}", removed.join(", "))
 }
 
@@ -500,11 +497,37 @@ pub fn exempt_impl(rel: Option<pg_sys::Oid>, reason: Option<&str>) -> String {
             &[r.relid.into(), reason.as_str().into(), by.as_str().into()],
         ))
     });
-    refusal::Message::log(format!(
-        "exempt relation={} by={} reason={}",
-        r.name,
-        by,
-        policy::quote_literal(&reason)
-    ));
+    audit::helper_event(EventKind::Exempt, &r.name, &reason);
     format!("exempted {}", r.name)
+}
+
+/// `tenant_guard.set_limits(rel, broad_read_rows, max_rows)`: per-table overrides of
+/// `tenant_guard.broad_read_rows` and `tenant_guard.max_rows` (NULL: use the setting; 0: off).
+#[pg_extern(name = "_set_limits", volatile, parallel_unsafe)]
+pub fn set_limits_impl(rel: Option<pg_sys::Oid>, broad_read_rows: Option<i32>, max_rows: Option<i32>) -> String {
+    let r = owned_table(rel, "set_limits");
+    for (name, v) in [("broad_read_rows", broad_read_rows), ("max_rows", max_rows)] {
+        if v.is_some_and(|v| v < 0) {
+            bad_argument(
+                &format!("{name} must be 0 or more, got {}", v.unwrap_or_default()),
+                "Pass NULL to use the setting, 0 to turn the limit off for this table.",
+            );
+        }
+    }
+    if registration(r.relid).is_none() {
+        bad_argument(
+            &format!("table {} is not protected", r.name),
+            &format!("Protect it first: SELECT tenant_guard.protect('{}');", r.name.replace('\'', "''")),
+        );
+    }
+    as_superuser(|| {
+        spi_err(Spi::run_with_args(
+            "UPDATE tenant_guard.protected_tables SET broad_read_rows = $2, max_rows = $3
+              WHERE relid = $1::pg_catalog.oid::pg_catalog.regclass",
+            &[r.relid.into(), broad_read_rows.into(), max_rows.into()],
+        ))
+    });
+    invalidate_registry();
+    let show = |v: Option<i32>| v.map_or("the setting".to_string(), |v| v.to_string());
+    format!("limits of {}: broad_read_rows = {}, max_rows = {}", r.name, show(broad_read_rows), show(max_rows))
 }

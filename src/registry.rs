@@ -22,6 +22,9 @@ use crate::catalog;
 pub struct Entry {
     /// In `tenant_guard.protected_tables` (false: only a descendant of a registered table).
     pub registered: bool,
+    /// Per-table overrides of `tenant_guard.broad_read_rows` and `tenant_guard.max_rows`.
+    pub broad_read_rows: Option<i32>,
+    pub max_rows: Option<i32>,
 }
 
 struct Cache {
@@ -106,7 +109,11 @@ fn load() -> Cache {
                          UNION
                          SELECT i.inhrelid, false
                            FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.relid)
-                     SELECT relid, pg_catalog.bool_or(registered) FROM tree GROUP BY relid",
+                     SELECT t.relid, pg_catalog.bool_or(t.registered),
+                            pg_catalog.min(p.broad_read_rows), pg_catalog.min(p.max_rows)
+                       FROM tree t
+                       LEFT JOIN tenant_guard.protected_tables p ON p.relid::pg_catalog.oid = t.relid
+                      GROUP BY t.relid",
                     None,
                     &[],
                 )
@@ -114,8 +121,13 @@ fn load() -> Cache {
             for row in rows {
                 let relid: Option<pg_sys::Oid> = row.get(1).unwrap_or(None);
                 let registered: Option<bool> = row.get(2).unwrap_or(None);
+                let broad_read_rows: Option<i32> = row.get(3).unwrap_or(None);
+                let max_rows: Option<i32> = row.get(4).unwrap_or(None);
                 if let Some(relid) = relid {
-                    entries.insert(relid, Entry { registered: registered.unwrap_or(false) });
+                    entries.insert(
+                        relid,
+                        Entry { registered: registered.unwrap_or(false), broad_read_rows, max_rows },
+                    );
                 }
             }
         })

@@ -35,6 +35,10 @@ static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::n
 static ENFORCE: GucSetting<Enforce> = GucSetting::<Enforce>::new(Enforce::On);
 static CLAIM_SCOPE: GucSetting<ClaimScope> = GucSetting::<ClaimScope>::new(ClaimScope::Transaction);
 static TRUSTED_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static AUDIT_QUEUE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(4096);
+static AUDIT_QUERY_MAX: GucSetting<i32> = GucSetting::<i32>::new(1024);
+static BROAD_READ_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(0);
 
 /// Registers every setting, then reserves the `tenant_guard.` prefix so that a misspelt
 /// setting is an error instead of a silently ignored placeholder.
@@ -77,6 +81,47 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"tenant_guard.audit_queue_size",
+        c"Audit events the shared-memory queue holds before it drops (and counts) new ones.",
+        c"Set at server start. Each slot takes about 3.5 kB of shared memory.",
+        &AUDIT_QUEUE_SIZE,
+        16,
+        1_000_000,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tenant_guard.audit_query_max",
+        c"Bytes of query text kept in each audit event (0 = no query text).",
+        c"Longer queries are cut at a character boundary. At most 2048.",
+        &AUDIT_QUERY_MAX,
+        0,
+        crate::audit_event::QUERY_CAPACITY as i32,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tenant_guard.broad_read_rows",
+        c"A read of protected tables returning at least this many rows is audited as broad_read (0 = never by count).",
+        c"A per-table value set with tenant_guard.set_limits() overrides it. Only superusers may change it.",
+        &BROAD_READ_ROWS,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tenant_guard.max_rows",
+        c"Most rows a statement may return from protected tables (0 = no cap).",
+        c"Past it the statement fails with SQLSTATE 54000. A per-table value set with \
+          tenant_guard.set_limits() overrides it. Only superusers may change it.",
+        &MAX_ROWS,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     unsafe { pg_sys::MarkGUCPrefixReserved(c"tenant_guard".as_ptr()) };
 }
 
@@ -95,6 +140,22 @@ pub fn enforce() -> Enforce {
 
 pub fn claim_scope() -> ClaimScope {
     CLAIM_SCOPE.get()
+}
+
+pub fn audit_queue_size() -> i32 {
+    AUDIT_QUEUE_SIZE.get()
+}
+
+pub fn audit_query_max() -> usize {
+    AUDIT_QUERY_MAX.get().max(0) as usize
+}
+
+pub fn broad_read_rows() -> i32 {
+    BROAD_READ_ROWS.get()
+}
+
+pub fn max_rows() -> i32 {
+    MAX_ROWS.get()
 }
 
 /// The role names listed in `tenant_guard.trusted_roles` (empty when unset).

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use pgrx::prelude::*;
 
+use crate::audit_queue;
 use crate::claim::{self, ClaimState};
 use crate::refusal::Message;
 use crate::settings::{self, ClaimScope, Enforce};
@@ -31,6 +32,13 @@ fn status() -> TableIterator<
         name!(claim_scope, String),
         name!(claim, String),
         name!(protected_tables, i64),
+        name!(audit_writer_pid, Option<i32>),
+        name!(audit_queue_size, Option<i64>),
+        name!(audit_queue_depth, Option<i64>),
+        name!(events_enqueued, Option<i64>),
+        name!(events_written, Option<i64>),
+        name!(events_dropped, Option<i64>),
+        name!(denials, Option<pgrx::JsonB>),
     ),
 > {
     let preloaded = preloaded();
@@ -60,6 +68,15 @@ fn status() -> TableIterator<
         .ok()
         .flatten()
         .unwrap_or(0);
+    let stats = audit_queue::stats(unsafe { pgrx::pg_sys::MyDatabaseId });
+    let denials = stats.as_ref().map(|s| {
+        let map: serde_json::Map<String, serde_json::Value> = audit_queue::DENIAL_NAMES
+            .iter()
+            .zip(s.denials.iter())
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        pgrx::JsonB(serde_json::Value::Object(map))
+    });
     TableIterator::once((
         preloaded,
         preloaded && settings::enforce() != Enforce::Off,
@@ -68,5 +85,12 @@ fn status() -> TableIterator<
         scope.to_string(),
         claim.to_string(),
         protected,
+        stats.as_ref().and_then(|s| s.writer_pid),
+        stats.as_ref().map(|s| s.capacity as i64),
+        stats.as_ref().map(|s| s.depth as i64),
+        stats.as_ref().map(|s| s.enqueued as i64),
+        stats.as_ref().map(|s| s.written as i64),
+        stats.as_ref().map(|s| s.dropped as i64),
+        denials,
     ))
 }

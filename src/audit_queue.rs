@@ -1,0 +1,355 @@
+//! The bounded shared-memory queue between the backends that raise audit events and the audit
+//! writers that store them.
+//!
+//! A refusing backend copies its event into a free slot *before* it raises its error: the slot
+//! survives the statement's abort, and a writer stores it in its own transaction. Enqueueing is
+//! one LWLock-protected copy of a fixed-size record: no I/O, no SPI, no waiting for the writer.
+//! When no slot is free the event is counted as dropped (it is in the server log all the same).
+//!
+//! One writer runs per database that has events (a background worker connects to one database
+//! for life). The backend that enqueues starts its database's writer when none runs; a writer
+//! that finds nothing to do for a while leaves, so that it never holds up DROP DATABASE.
+
+use std::cell::RefCell;
+
+use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::audit_event::{AuditEvent, EventKind};
+use crate::settings;
+
+pub const MAX_WRITERS: usize = 32;
+const DENIAL_KINDS: usize = 8;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct WriterSlot {
+    database: pg_sys::Oid,
+    /// 0 free, 1 starting, 2 running.
+    state: u32,
+    pid: i32,
+    since: i64,
+}
+
+#[repr(C)]
+struct Header {
+    lock: *mut pg_sys::LWLock,
+    capacity: u32,
+    free_top: u32,
+    next_seq: u64,
+    enqueued: u64,
+    written: u64,
+    dropped: u64,
+    denials: [u64; DENIAL_KINDS],
+    writers: [WriterSlot; MAX_WRITERS],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Slot {
+    used: bool,
+    seq: u64,
+    event: AuditEvent,
+}
+
+static mut HEADER: *mut Header = std::ptr::null_mut();
+static mut CAPACITY: usize = 0;
+
+const SHMEM_NAME: &std::ffi::CStr = c"tenant_guard audit queue";
+pub const TRANCHE: &std::ffi::CStr = c"tenant_guard";
+
+/// Bytes of shared memory the queue needs (called at server start, from shared_memory.rs).
+pub fn shmem_size() -> usize {
+    unsafe { CAPACITY = settings::audit_queue_size() as usize };
+    let capacity = unsafe { CAPACITY };
+    std::mem::size_of::<Header>()
+        + capacity * std::mem::size_of::<Slot>()
+        + capacity * std::mem::size_of::<u32>()
+}
+
+unsafe fn slots() -> *mut Slot {
+    (HEADER as *mut u8).add(std::mem::size_of::<Header>()) as *mut Slot
+}
+
+unsafe fn free_stack() -> *mut u32 {
+    (slots() as *mut u8).add((*HEADER).capacity as usize * std::mem::size_of::<Slot>()) as *mut u32
+}
+
+/// Creates (postmaster) or attaches to the queue; called under AddinShmemInitLock.
+pub unsafe fn attach() {
+    let mut found = false;
+    let size = shmem_size();
+    let ptr = pg_sys::ShmemInitStruct(SHMEM_NAME.as_ptr(), size, &mut found) as *mut Header;
+    HEADER = ptr;
+    if !found {
+        std::ptr::write_bytes(ptr as *mut u8, 0, size);
+        (*ptr).lock = &raw mut (*pg_sys::GetNamedLWLockTranche(TRANCHE.as_ptr())).lock;
+        (*ptr).capacity = CAPACITY as u32;
+        let stack = free_stack();
+        for i in 0..CAPACITY {
+            *stack.add(i) = (CAPACITY - 1 - i) as u32;
+        }
+        (*ptr).free_top = CAPACITY as u32;
+    }
+}
+
+/// Holds the queue lock; released on drop (also when an error unwinds; PostgreSQL's abort path
+/// releases all LWLocks as well).
+struct Locked;
+impl Locked {
+    unsafe fn acquire() -> Self {
+        pg_sys::LWLockAcquire((*HEADER).lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+        Locked
+    }
+}
+impl Drop for Locked {
+    fn drop(&mut self) {
+        unsafe { pg_sys::LWLockRelease((*HEADER).lock) };
+    }
+}
+
+pub fn available() -> bool {
+    unsafe { !HEADER.is_null() }
+}
+
+/// Index of a refusal reason in the per-kind denial counters.
+pub fn denial_index(reason: &str) -> usize {
+    match reason {
+        "no_claim" => 0,
+        "stale_claim" => 1,
+        "superuser" | "bypassrls" | "owner_not_forced" => 2,
+        "rls_disabled" => 3,
+        "tenant_switch" => 4,
+        "hold_cursor" => 5,
+        "unprotected_child" => 6,
+        _ => 7,
+    }
+}
+
+pub const DENIAL_NAMES: [&str; DENIAL_KINDS] = [
+    "no_claim",
+    "stale_claim",
+    "policy_voiding_role",
+    "rls_disabled",
+    "tenant_switch",
+    "hold_cursor",
+    "unprotected_child",
+    "other",
+];
+
+/// Puts an event in the queue (and starts the database's writer if none runs). Returns false
+/// when the event was dropped because the queue was full or does not exist.
+pub fn enqueue(ev: &AuditEvent) -> bool {
+    if !available() {
+        return false;
+    }
+    let start_writer;
+    unsafe {
+        let _lock = Locked::acquire();
+        let h = &mut *HEADER;
+        if matches!(ev.kind(), Some(EventKind::Denied) | Some(EventKind::WouldDeny)) {
+            h.denials[denial_index(ev.reason.as_str())] += 1;
+        }
+        if h.free_top == 0 {
+            h.dropped += 1;
+            return false;
+        }
+        h.free_top -= 1;
+        let idx = *free_stack().add(h.free_top as usize) as usize;
+        let slot = &mut *slots().add(idx);
+        slot.used = true;
+        slot.seq = h.next_seq;
+        slot.event = *ev;
+        h.next_seq += 1;
+        h.enqueued += 1;
+        start_writer = claim_writer_start(h, ev.database);
+    }
+    if start_writer {
+        launch_writer(ev.database);
+    }
+    true
+}
+
+/// Under the lock: is a writer for `database` running or starting? If not, reserve a slot in
+/// state "starting" and tell the caller to launch it.
+unsafe fn claim_writer_start(h: &mut Header, database: pg_sys::Oid) -> bool {
+    let now = pg_sys::GetCurrentTimestamp();
+    let mut free = None;
+    for (i, w) in h.writers.iter_mut().enumerate() {
+        if w.state != 0 && w.database == database {
+            // A start that never reported in within 10 s failed; try again.
+            if w.state == 1 && now - w.since > 10_000_000 {
+                w.state = 0;
+            } else {
+                return false;
+            }
+        }
+        if w.state == 0 && free.is_none() {
+            free = Some(i);
+        }
+    }
+    match free {
+        Some(i) => {
+            h.writers[i] = WriterSlot { database, state: 1, pid: 0, since: now };
+            true
+        }
+        None => false, // every writer slot is busy; the events wait for one
+    }
+}
+
+fn launch_writer(database: pg_sys::Oid) {
+    let started = BackgroundWorkerBuilder::new("tenant_guard audit writer")
+        .set_type("tenant_guard audit writer")
+        .set_library("tenant_guard")
+        .set_function("tenant_guard_audit_writer_main")
+        .set_argument(Some(pg_sys::Datum::from(u32::from(database))))
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(std::time::Duration::from_secs(1)))
+        .load_dynamic()
+        .is_ok();
+    if !started {
+        unsafe {
+            let _lock = Locked::acquire();
+            for w in (*HEADER).writers.iter_mut() {
+                if w.state == 1 && w.database == database {
+                    w.state = 0;
+                }
+            }
+        }
+        pgrx::warning!(
+            "tenant_guard: could not start an audit writer; events wait in the queue (raise max_worker_processes)"
+        );
+    }
+}
+
+/// Called by a writer once connected: marks the database's writer as running.
+pub fn writer_started(database: pg_sys::Oid, pid: i32) {
+    unsafe {
+        let _lock = Locked::acquire();
+        let h = &mut *HEADER;
+        let now = pg_sys::GetCurrentTimestamp();
+        if let Some(w) = h.writers.iter_mut().find(|w| w.state != 0 && w.database == database) {
+            *w = WriterSlot { database, state: 2, pid, since: now };
+        } else if let Some(w) = h.writers.iter_mut().find(|w| w.state == 0) {
+            *w = WriterSlot { database, state: 2, pid, since: now };
+        }
+        pg_sys::before_shmem_exit(Some(writer_exit_callback), pg_sys::Datum::from(u32::from(database)));
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn writer_exit_callback(_code: i32, arg: pg_sys::Datum) {
+    if HEADER.is_null() {
+        return;
+    }
+    let database = pg_sys::Oid::from(arg.value() as u32);
+    let _lock = Locked::acquire();
+    for w in (*HEADER).writers.iter_mut() {
+        if w.database == database && w.pid == pg_sys::MyProcPid {
+            w.state = 0;
+        }
+    }
+}
+
+/// Takes up to `max` events of `database`, oldest first. When there are none and `leave_if_idle`
+/// is set, the writer's slot is released in the same critical section, so that no event can be
+/// enqueued in between without starting a new writer.
+pub fn take(database: pg_sys::Oid, max: usize, leave_if_idle: bool) -> Vec<AuditEvent> {
+    let mut out: Vec<(u64, AuditEvent)> = Vec::new();
+    unsafe {
+        let _lock = Locked::acquire();
+        let h = &mut *HEADER;
+        let cap = h.capacity as usize;
+        for i in 0..cap {
+            let slot = &mut *slots().add(i);
+            if slot.used && slot.event.database == database {
+                out.push((slot.seq, slot.event));
+                slot.used = false;
+                *free_stack().add(h.free_top as usize) = i as u32;
+                h.free_top += 1;
+                if out.len() >= max {
+                    break;
+                }
+            }
+        }
+        if out.is_empty() && leave_if_idle {
+            for w in h.writers.iter_mut() {
+                if w.database == database && w.pid == pg_sys::MyProcPid {
+                    w.state = 0;
+                }
+            }
+        }
+    }
+    out.sort_by_key(|(seq, _)| *seq);
+    out.into_iter().map(|(_, e)| e).collect()
+}
+
+pub fn mark_written(n: usize) {
+    unsafe {
+        let _lock = Locked::acquire();
+        (*HEADER).written += n as u64;
+    }
+}
+
+/// Counts events that a writer could not store (for example the extension was dropped).
+pub fn mark_dropped(n: usize) {
+    unsafe {
+        let _lock = Locked::acquire();
+        (*HEADER).dropped += n as u64;
+    }
+}
+
+pub struct Stats {
+    pub capacity: u64,
+    pub depth: u64,
+    pub enqueued: u64,
+    pub written: u64,
+    pub dropped: u64,
+    pub denials: [u64; DENIAL_KINDS],
+    pub writer_pid: Option<i32>,
+}
+
+/// Counters, and the writer of `database` if one runs.
+pub fn stats(database: pg_sys::Oid) -> Option<Stats> {
+    if !available() {
+        return None;
+    }
+    unsafe {
+        let _lock = Locked::acquire();
+        let h = &*HEADER;
+        Some(Stats {
+            capacity: h.capacity as u64,
+            depth: (h.capacity - h.free_top) as u64,
+            enqueued: h.enqueued,
+            written: h.written,
+            dropped: h.dropped,
+            denials: h.denials,
+            writer_pid: h
+                .writers
+                .iter()
+                .find(|w| w.state == 2 && w.database == database)
+                .map(|w| w.pid),
+        })
+    }
+}
+
+thread_local! {
+    static CLIENT_ADDR: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The client address of this backend (looked up once per backend).
+pub fn client_addr() -> String {
+    CLIENT_ADDR.with(|c| {
+        if let Some(a) = c.borrow().as_ref() {
+            return a.clone();
+        }
+        let addr = Spi::get_one::<String>("SELECT pg_catalog.host(pg_catalog.inet_client_addr())")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        *c.borrow_mut() = Some(addr.clone());
+        addr
+    })
+}

@@ -1,0 +1,148 @@
+//! The audit writer: a background worker per database that moves that database's events from the
+//! shared-memory queue into `tenant_guard.audit_log`, in its own transactions, so that the event
+//! of a refused (and rolled back) statement lands all the same.
+//!
+//! It polls every 100 ms, writes in batches, drains everything on SIGTERM (clean shutdown), and
+//! leaves after two idle seconds so that it never keeps DROP DATABASE waiting. If it dies with an
+//! error the postmaster restarts it after a second; a backend that enqueues starts one if none runs.
+
+use std::time::Duration;
+
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::audit_event::AuditEvent;
+use crate::audit_queue;
+
+const BATCH: usize = 1000;
+const IDLE_ROUNDS_BEFORE_LEAVING: u32 = 20;
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn tenant_guard_audit_writer_main(arg: pg_sys::Datum) {
+    let database = pg_sys::Oid::from(arg.value() as u32);
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
+    audit_queue::writer_started(database, unsafe { pg_sys::MyProcPid });
+
+    let mut idle = 0;
+    loop {
+        let running = BackgroundWorker::wait_latch(Some(Duration::from_millis(100)));
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        // On shutdown: drain everything, then go.
+        let leave_if_idle = !running || idle >= IDLE_ROUNDS_BEFORE_LEAVING;
+        let mut wrote_any = false;
+        loop {
+            let batch = audit_queue::take(database, BATCH, leave_if_idle);
+            if batch.is_empty() {
+                break;
+            }
+            wrote_any = true;
+            write(&batch);
+            if batch.len() < BATCH {
+                break;
+            }
+        }
+        if wrote_any {
+            idle = 0;
+            continue;
+        }
+        if leave_if_idle {
+            return; // exit code 0: not restarted; the next event starts a new writer
+        }
+        idle += 1;
+    }
+}
+
+fn write(batch: &[AuditEvent]) {
+    let n = batch.len();
+    let stored = BackgroundWorker::transaction(|| {
+        let exists = Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('tenant_guard.audit_log') IS NOT NULL")
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        if exists {
+            insert_events(batch);
+        }
+        exists
+    });
+    if stored {
+        audit_queue::mark_written(n);
+    } else {
+        audit_queue::mark_dropped(n);
+    }
+}
+
+/// Inserts events into `tenant_guard.audit_log` in the current transaction (one statement).
+pub fn insert_events(batch: &[AuditEvent]) {
+    let n = batch.len();
+    let mut at = Vec::with_capacity(n);
+    let mut event = Vec::with_capacity(n);
+    let mut reason = Vec::with_capacity(n);
+    let mut relations = Vec::with_capacity(n);
+    let mut command = Vec::with_capacity(n);
+    let mut rows = Vec::with_capacity(n);
+    let mut tenant = Vec::with_capacity(n);
+    let mut role = Vec::with_capacity(n);
+    let mut session_role = Vec::with_capacity(n);
+    let mut application_name = Vec::with_capacity(n);
+    let mut client_addr = Vec::with_capacity(n);
+    let mut pid = Vec::with_capacity(n);
+    let mut query = Vec::with_capacity(n);
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    for ev in batch {
+        at.push(ev.at);
+        event.push(ev.kind().map_or("unknown", |k| k.name()).to_string());
+        reason.push(opt(ev.reason.as_str()));
+        relations.push(ev.relation_list().join("\n"));
+        command.push(opt(ev.command.as_str()));
+        rows.push((ev.rows >= 0).then_some(ev.rows));
+        tenant.push(opt(ev.tenant.as_str()));
+        role.push(opt(ev.role.as_str()));
+        session_role.push(opt(ev.session_role.as_str()));
+        application_name.push(opt(ev.application_name.as_str()));
+        client_addr.push(opt(ev.client_addr.as_str()));
+        pid.push(ev.backend_pid);
+        query.push(opt(ev.query.as_str()));
+    }
+    Spi::run_with_args(
+        "INSERT INTO tenant_guard.audit_log
+             (at, event, reason, relations, command, rows, tenant, role, session_role,
+              application_name, client_addr, backend_pid, query)
+         SELECT TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.at * INTERVAL '1 microsecond',
+                u.event, u.reason,
+                CASE WHEN u.relations = '' THEN '{}'::pg_catalog.text[]
+                     ELSE pg_catalog.string_to_array(u.relations, E'\\n') END,
+                u.command, u.rows, u.tenant, u.role, u.session_role, u.application_name,
+                CASE WHEN u.client_addr ~ '^[0-9A-Fa-f:.]+$' THEN u.client_addr::pg_catalog.inet END,
+                u.pid, u.query
+           FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[]),
+                           pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]),
+                           pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::int8[]),
+                           pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[]),
+                           pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::text[]),
+                           pg_catalog.unnest($11::text[]), pg_catalog.unnest($12::int4[]),
+                           pg_catalog.unnest($13::text[]))
+                AS u(at, event, reason, relations, command, rows, tenant, role, session_role,
+                     application_name, client_addr, pid, query)",
+        &[
+            at.into(),
+            event.into(),
+            reason.into(),
+            relations.into(),
+            command.into(),
+            rows.into(),
+            tenant.into(),
+            role.into(),
+            session_role.into(),
+            application_name.into(),
+            client_addr.into(),
+            pid.into(),
+            query.into(),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("tenant_guard: could not insert audit events: {e}"));
+}
