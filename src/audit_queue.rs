@@ -345,9 +345,7 @@ pub fn client_addr() -> String {
         if let Some(a) = c.borrow().as_ref() {
             return a.clone();
         }
-        let addr = Spi::get_one::<String>("SELECT pg_catalog.host(pg_catalog.inet_client_addr())")
-            .ok()
-            .flatten()
+        let addr = crate::catalog::select_one::<String>("SELECT pg_catalog.host(pg_catalog.inet_client_addr())")
             .unwrap_or_default();
         *c.borrow_mut() = Some(addr.clone());
         addr

@@ -16,12 +16,23 @@ use crate::audit_event::AuditEvent;
 use crate::audit_queue;
 
 const BATCH: usize = 1000;
+
+thread_local! {
+    static IS_AUDIT_WRITER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Is this process an audit writer? (Its own inserts are not guarded. Other background workers,
+/// parallel workers included, are.)
+pub fn is_audit_writer() -> bool {
+    IS_AUDIT_WRITER.with(|w| w.get())
+}
 const IDLE_ROUNDS_BEFORE_LEAVING: u32 = 20;
 
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn tenant_guard_audit_writer_main(arg: pg_sys::Datum) {
     let database = pg_sys::Oid::from(arg.value() as u32);
+    IS_AUDIT_WRITER.with(|w| w.set(true));
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
     audit_queue::writer_started(database, unsafe { pg_sys::MyProcPid });

@@ -4,6 +4,7 @@
 use std::ffi::CStr;
 
 use pgrx::pg_sys;
+use pgrx::prelude::*;
 
 use crate::guard::Posture;
 use crate::settings;
@@ -111,5 +112,19 @@ pub fn is_trusted(user: pg_sys::Oid) -> bool {
             let role = pg_sys::get_role_oid(c.as_ptr(), true);
             role != pg_sys::InvalidOid && pg_sys::is_member_of_role(user, role)
         }
+    })
+}
+
+/// The first column of the first row of a read-only query, or None.
+///
+/// Unlike `Spi::get_one`, this never marks the transaction as writing (which would assign a
+/// transaction id: wasteful in a read-only transaction, and an error in a parallel worker).
+pub fn select_one<T: FromDatum + IntoDatum>(query: &str) -> Option<T> {
+    Spi::connect(|c| {
+        let rows = c.select(query, Some(1), &[]).ok()?;
+        for row in rows {
+            return row.get::<T>(1).ok().flatten();
+        }
+        None
     })
 }

@@ -73,6 +73,10 @@ pub fn is_broad_read(rows: u64, threshold: Option<u64>, via_trusted_role: bool) 
     via_trusted_role || threshold.is_some_and(|t| rows >= t)
 }
 
+/// Stands for the earlier tenant of the transaction when only the fact that it differs is known
+/// (in a parallel worker). A claim never contains a NUL byte, so it never equals this.
+pub const UNKNOWN_EARLIER_TENANT: &str = "\0another tenant";
+
 /// Decides one relation. `posture` and `trusted` are asked for lazily: they cost catalog
 /// look-ups and matter only once everything else passed.
 pub fn judge(

@@ -87,10 +87,6 @@ pub fn with_admitted<R>(query_desc: *mut pg_sys::QueryDesc, f: impl FnOnce(&Admi
     QUERIES.with(|q| q.borrow().iter().find(|(k, _)| *k == query_desc as usize).map(|(_, a)| f(a)))
 }
 
-/// How a parallel worker names the tenant its leader's transaction started with (it only knows
-/// that it differs from its own claim).
-const LEADER_TENANT: &str = "(the tenant this transaction started with)";
-
 /// Sets a thread-local flag for the life of the value, restoring the old value on drop (also when
 /// a PostgreSQL error unwinds through the frame).
 struct FlagScope(&'static std::thread::LocalKey<Cell<bool>>, bool);
@@ -210,7 +206,7 @@ unsafe fn is_internal_work(ereport: bool) -> bool {
     OWN_QUERY.with(|f| f.get())
         || EXPLAIN_ONLY.with(|f| f.get())
         || !ereport // the foreign-key initial check of ALTER TABLE ... ADD FOREIGN KEY
-        || !pg_sys::MyBgworkerEntry.is_null()
+        || crate::audit_writer::is_audit_writer()
         || pg_sys::creating_extension
         || pg_sys::IsBinaryUpgrade
         || pg_sys::InNoForceRLSOperation() // foreign-key checks and cascades
@@ -255,7 +251,7 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
         };
         let verdict = TENANT_OF_TRANSACTION.with(|t| {
             let own = t.borrow();
-            let earlier = if switched_in_leader { Some(LEADER_TENANT) } else { own.as_deref() };
+            let earlier = if switched_in_leader { Some(guard::UNKNOWN_EARLIER_TENANT) } else { own.as_deref() };
             guard::judge(
                 facts,
                 claim,

@@ -109,7 +109,11 @@ pub fn describe(refusal: &Refusal, rel: &str, role: &str) -> Message {
             code,
             format!("the tenant claim changed inside a transaction that already touched protected table {rel}"),
         )
-        .detail(format!("The transaction used tenant \"{from}\" and now claims \"{to}\"."))
+        .detail(if from == crate::guard::UNKNOWN_EARLIER_TENANT {
+            format!("The transaction used another tenant and now claims \"{to}\".")
+        } else {
+            format!("The transaction used tenant \"{from}\" and now claims \"{to}\".")
+        })
         .hint("Commit or roll back, then set the new tenant in a new transaction."),
         Refusal::PolicyVoidingRole(Posture::TableRlsDisabled) => Message::new(
             code,
