@@ -2,6 +2,7 @@
 -- Roles of the threat model: tg_owner owns the tables, tg_app is the application (not owner,
 -- NOBYPASSRLS), tg_admin has BYPASSRLS, postgres is the superuser.
 \set VERBOSITY default
+\set SHOW_CONTEXT never
 SET client_min_messages = warning;
 CREATE EXTENSION tenant_guard;
 CREATE ROLE tg_owner;
