@@ -25,6 +25,14 @@ pub fn registry_oid() -> Option<pg_sys::Oid> {
     }
 }
 
+/// Is the relation in the `tenant_guard` schema?
+pub fn in_extension_schema(relid: pg_sys::Oid) -> bool {
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"tenant_guard".as_ptr(), true);
+        nsp != pg_sys::InvalidOid && pg_sys::get_rel_namespace(relid) == nsp
+    }
+}
+
 /// Runs `f` as the bootstrap superuser, so that the extension's own bookkeeping does not depend
 /// on the caller's grants. The previous user is restored on return and on error.
 pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {

@@ -337,19 +337,30 @@ fn require_tenant_integer() -> i32 {
     claim.trim().parse::<i32>().unwrap_or_else(|_| refusal::claim_type_mismatch(claim, "integer"))
 }
 
-/// Parses the textual forms of a uuid that PostgreSQL accepts (hyphens optional, braces allowed).
+/// Parses the textual forms of a uuid that PostgreSQL accepts: 32 hex digits, optionally in
+/// braces, with an optional hyphen after any group of four digits.
 pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     let s = s.trim();
     let s = s.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(s);
-    let hex: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
-    if hex.len() != 32 || s.bytes().filter(|b| *b == b'-').count() > 4 {
+    let mut digits = Vec::with_capacity(32);
+    let mut last_was_hyphen = false;
+    for c in s.chars() {
+        if c == '-' {
+            if digits.is_empty() || digits.len() % 4 != 0 || last_was_hyphen || digits.len() >= 32 {
+                return None;
+            }
+            last_was_hyphen = true;
+        } else {
+            digits.push(c.to_digit(16)? as u8);
+            last_was_hyphen = false;
+        }
+    }
+    if digits.len() != 32 || last_was_hyphen {
         return None;
     }
     let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
+    for (i, pair) in digits.chunks(2).enumerate() {
+        out[i] = pair[0] * 16 + pair[1];
     }
     Some(out)
 }
@@ -398,6 +409,12 @@ mod tests {
     fn uuids_parse_like_postgres() {
         assert!(parse_uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").is_some());
         assert!(parse_uuid("{a0eebc999c0b4ef8bb6d6bb9bd380a11}").is_some());
+        assert!(parse_uuid("a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11").is_some());
+        assert!(parse_uuid("a0eebc999c0b4ef8bb6d6bb9bd380a11").is_some());
+        assert!(parse_uuid("-a0eebc999c0b4ef8bb6d6bb9bd380a11").is_none());
+        assert!(parse_uuid("a0eebc999c0b4ef8bb6d6bb9bd380a11-").is_none());
+        assert!(parse_uuid("a0e-ebc999c0b4ef8bb6d6bb9bd380a11").is_none());
+        assert!(parse_uuid("a0ee--bc999c0b4ef8bb6d6bb9bd380a11").is_none());
         assert!(parse_uuid("acme").is_none());
         assert!(parse_uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1z").is_none());
         assert_eq!(parse_uuid("00000000-0000-0000-0000-000000000001").unwrap()[15], 1);

@@ -84,6 +84,12 @@ fn owned_table(rel: Option<pg_sys::Oid>, what: &str) -> Relation {
             "Protect the tables a view reads; a view with security_invoker = on is then filtered too.",
         );
     }
+    if catalog::in_extension_schema(relid) {
+        bad_argument(
+            &format!("{} belongs to tenant_guard itself; only application tables can be given to {what}()", r.name),
+            "tenant_guard's own tables are already closed to the application role.",
+        );
+    }
     if r.persistence == "t" {
         bad_argument(
             &format!("{} is a temporary table; only permanent tables can be given to {what}()", r.name),
@@ -209,7 +215,7 @@ fn tenant_column_type(rel: &Relation, column: &str) -> TenantType {
         bad_argument(
             &format!("table {} has no column {}", rel.name, quote_ident(column)),
             &format!(
-                "Name the tenant column: SELECT tenant_guard.protect('{}', 'org_id');",
+                "Name the tenant column: SELECT tenant_guard.protect('{}', '<tenant column>');",
                 rel.name.replace('\'', "''")
             ),
         )

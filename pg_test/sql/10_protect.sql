@@ -569,3 +569,9 @@ RESET ROLE;
 -- the registry is unchanged
 SELECT relid, tenant_column, parent FROM tenant_guard.protected_tables WHERE relid::text ~ '^"?p_' ORDER BY relid::text;
 SELECT relid, reason FROM tenant_guard.exempt_tables WHERE relid::text ~ '^"?p_' ORDER BY relid::text;
+
+-- refused: tenant_guard's own tables are not application tables (even for a superuser)
+SELECT tenant_guard.protect('tenant_guard.exempt_tables', 'relid');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant_guard.exempt('tenant_guard.audit_log', 'ops table');
+\echo :LAST_ERROR_SQLSTATE
