@@ -15,7 +15,8 @@ use pgrx::prelude::*;
 use crate::audit_event::AuditEvent;
 use crate::audit_queue;
 
-const BATCH: usize = 1000;
+/// Events taken per lock hold: keeps the queue lock's critical section short for producers.
+const BATCH: usize = 256;
 
 thread_local! {
     static IS_AUDIT_WRITER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };

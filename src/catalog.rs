@@ -118,7 +118,8 @@ pub fn is_trusted(user: pg_sys::Oid) -> bool {
         let Ok(c) = std::ffi::CString::new(name.as_str()) else { return false };
         unsafe {
             let role = pg_sys::get_role_oid(c.as_ptr(), true);
-            role != pg_sys::InvalidOid && pg_sys::is_member_of_role(user, role)
+            // _nosuper: a superuser is not a member of every role for this purpose
+            role != pg_sys::InvalidOid && pg_sys::is_member_of_role_nosuper(user, role)
         }
     })
 }

@@ -1,11 +1,13 @@
-//! The FFI entry points: where PostgreSQL calls tenant_guard. Each hook gathers facts, asks
-//! `guard::judge()`, and chains to the previous hook. Decisions do not live here.
+//! Where PostgreSQL calls tenant_guard. The hook trampolines are in C (`hooks.c`): they call the
+//! previous hook or the standard function from C, so PostgreSQL's errors keep every field. The
+//! functions here gather facts, ask `guard::judge()`, raise refusals and record audit events;
+//! they never call back into the executor. Decisions do not live here.
 //!
 //! Installed only when the library is loaded through `shared_preload_libraries`, so that every
 //! backend has them.
 
 use std::cell::{Cell, RefCell};
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_int, c_void};
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -14,8 +16,8 @@ use pgrx::PgList;
 use crate::audit;
 use crate::audit_event::EventKind;
 use crate::catalog;
-use crate::claim;
-use crate::guard::{self, RelationFacts};
+use crate::claim::{self, ClaimState};
+use crate::guard::{self, RelationFacts, Refusal};
 use crate::leader_claims;
 use crate::refusal;
 use crate::registry;
@@ -24,11 +26,9 @@ use crate::settings::{self, ClaimScope, Enforce};
 #[cfg(not(feature = "pg15"))]
 compile_error!("tenant_guard's hooks are written against PostgreSQL 15 (ExecutorCheckPerms_hook changed in 16)");
 
-static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
-static mut PREV_CHECK_PERMS: pg_sys::ExecutorCheckPerms_hook_type = None;
-static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
-static mut PREV_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
-static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
+unsafe extern "C" {
+    fn tenant_guard_install_hooks();
+}
 
 /// What the guard admitted for one query (keyed by its QueryDesc), for broad reads and row caps.
 pub struct Admitted {
@@ -44,30 +44,16 @@ thread_local! {
     static OWN_QUERY: Cell<bool> = const { Cell::new(false) };
     /// Set while ExecutorStart runs for a plain EXPLAIN (no ANALYZE): nothing is read.
     static EXPLAIN_ONLY: Cell<bool> = const { Cell::new(false) };
-    /// Set while DECLARE ... WITH HOLD opens its cursor in `claim_scope = transaction`.
-    static HOLD_CURSOR: Cell<bool> = const { Cell::new(false) };
     /// The tenant under which this transaction first touched a protected table.
     static TENANT_OF_TRANSACTION: RefCell<Option<String>> = const { RefCell::new(None) };
     /// The command being started (for audit events): "SELECT", "INSERT", "COPY", ...
     static COMMAND: Cell<&'static str> = const { Cell::new("") };
+    /// Saved (EXPLAIN_ONLY, COMMAND) of the enclosing ExecutorStart / ProcessUtility calls.
+    static SAVED: RefCell<Vec<(bool, &'static str)>> = const { RefCell::new(Vec::new()) };
     /// What the last range-table check admitted (taken by ExecutorStart right after).
     static LAST_ADMITTED: RefCell<Option<Admitted>> = const { RefCell::new(None) };
     /// Admitted queries that read protected tables, by QueryDesc address.
     static QUERIES: RefCell<Vec<(usize, Admitted)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Sets the command name for the life of the value.
-struct CommandScope(&'static str);
-impl CommandScope {
-    fn enter(name: &'static str) -> Self {
-        CommandScope(COMMAND.with(|c| c.replace(name)))
-    }
-}
-impl Drop for CommandScope {
-    fn drop(&mut self) {
-        let old = self.0;
-        COMMAND.with(|c| c.set(old));
-    }
 }
 
 fn command_of(operation: pg_sys::CmdType::Type) -> &'static str {
@@ -87,8 +73,7 @@ pub fn with_admitted<R>(query_desc: *mut pg_sys::QueryDesc, f: impl FnOnce(&Admi
     QUERIES.with(|q| q.borrow().iter().find(|(k, _)| *k == query_desc as usize).map(|(_, a)| f(a)))
 }
 
-/// Sets a thread-local flag for the life of the value, restoring the old value on drop (also when
-/// a PostgreSQL error unwinds through the frame).
+/// Sets a thread-local flag for the life of the value (used around our own queries).
 struct FlagScope(&'static std::thread::LocalKey<Cell<bool>>, bool);
 impl FlagScope {
     fn enter(key: &'static std::thread::LocalKey<Cell<bool>>, on: bool) -> Self {
@@ -102,41 +87,54 @@ impl Drop for FlagScope {
     }
 }
 
+fn push_state(explain_only: bool, command: &'static str) {
+    let old = (EXPLAIN_ONLY.with(|f| f.replace(explain_only)), COMMAND.with(|c| c.replace(command)));
+    SAVED.with(|s| s.borrow_mut().push(old));
+}
+
+fn pop_state() {
+    if let Some((explain_only, command)) = SAVED.with(|s| s.borrow_mut().pop()) {
+        EXPLAIN_ONLY.with(|f| f.set(explain_only));
+        COMMAND.with(|c| c.set(command));
+    }
+}
+
 pub fn init() {
     unsafe {
-        PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
-        pg_sys::ExecutorStart_hook = Some(executor_start);
-        PREV_CHECK_PERMS = pg_sys::ExecutorCheckPerms_hook;
-        pg_sys::ExecutorCheckPerms_hook = Some(executor_check_perms);
-        PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
-        pg_sys::ProcessUtility_hook = Some(process_utility);
-        PREV_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
-        pg_sys::ExecutorRun_hook = Some(executor_run);
-        PREV_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
-        pg_sys::ExecutorEnd_hook = Some(executor_end);
+        tenant_guard_install_hooks();
         pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
     }
 }
 
-/// ExecutorStart: called once per statement before execution (also for plain EXPLAIN, with
-/// EXEC_FLAG_EXPLAIN_ONLY). We only note whether this start is explain-only; the decision is
-/// taken in ExecutorCheckPerms, which InitPlan calls with the whole flattened range table.
+/// ExecutorStart, before the standard work: notes whether this start is explain-only and which
+/// command runs. The decision is taken in ExecutorCheckPerms, called from inside.
 #[pg_guard]
-unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: c_int) {
-    let explain_only = eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0;
-    let _explain = FlagScope::enter(&EXPLAIN_ONLY, explain_only);
-    let _command = CommandScope::enter(command_of((*query_desc).operation));
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tenant_guard_executor_start_enter(query_desc: *mut pg_sys::QueryDesc, eflags: c_int) {
+    push_state(eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0, command_of((*query_desc).operation));
     LAST_ADMITTED.with(|a| a.borrow_mut().take());
-    match PREV_EXECUTOR_START {
-        Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query_desc, eflags)),
-        None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+}
+
+/// ExecutorStart, always after the standard work (also when it failed): restores the state.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tenant_guard_executor_start_leave() {
+    pop_state();
+}
+
+/// ExecutorStart, after success: publishes the claim for parallel workers and keeps what was
+/// admitted for ExecutorRun (row cap, claim still the same) and ExecutorEnd (broad reads).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tenant_guard_executor_start_done(query_desc: *mut pg_sys::QueryDesc, eflags: c_int) {
+    if !registry::is_empty() {
+        let claim = claim::state();
+        TENANT_OF_TRANSACTION.with(|t| {
+            let valid = if let ClaimState::Valid(v) = claim { Some(v) } else { None };
+            leader_claims::publish(valid, t.borrow().as_deref());
+        });
     }
-    // Tell this statement's parallel workers (if any) what claim this transaction holds.
-    let claim = claim::state();
-    TENANT_OF_TRANSACTION.with(|t| {
-        let valid = if let claim::ClaimState::Valid(v) = claim { Some(v) } else { None };
-        leader_claims::publish(valid, t.borrow().as_deref());
-    });
+    let explain_only = eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0;
     if let Some(admitted) = LAST_ADMITTED.with(|a| a.borrow_mut().take()) {
         if !explain_only && pg_sys::ParallelWorkerNumber < 0 && (*query_desc).operation == pg_sys::CmdType::CMD_SELECT {
             QUERIES.with(|q| q.borrow_mut().push((query_desc as usize, admitted)));
@@ -144,61 +142,114 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
     }
 }
 
-/// ExecutorRun: called to produce rows (once per statement, once per FETCH of a cursor). For a
-/// SELECT of protected tables under a row cap, the destination is wrapped so that the row past
-/// the cap raises an error before it is sent.
+/// ExecutorCheckPerms (after the previous hook): the executor guard. See `guard_range_table`.
 #[pg_guard]
-unsafe extern "C-unwind" fn executor_run(
-    query_desc: *mut pg_sys::QueryDesc,
-    direction: pg_sys::ScanDirection::Type,
-    count: u64,
-    execute_once: bool,
-) {
-    let cap = with_admitted(query_desc, |a| a.max_rows).flatten();
-    let _wrapped = cap.map(|cap| crate::row_cap::wrap(query_desc, cap));
-    match PREV_EXECUTOR_RUN {
-        Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query_desc, direction, count, execute_once)),
-        None => pg_sys::standard_ExecutorRun(query_desc, direction, count, execute_once),
-    }
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tenant_guard_check_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bool {
+    guard_range_table(range_table, ereport)
 }
 
-/// ExecutorEnd: called once when a query completes normally (not on error). Audits broad reads.
+/// ExecutorRun, before producing rows (each FETCH of a cursor too): a query admitted under one
+/// tenant may only run while that tenant is still the claim. Returns the row cap (0 = none).
 #[pg_guard]
-unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tenant_guard_executor_run_cap(query_desc: *mut pg_sys::QueryDesc) -> u64 {
+    let Some((tenant, cap, relid)) =
+        with_admitted(query_desc, |a| (a.tenant.clone(), a.max_rows, a.relids.first().copied()))
+    else {
+        return 0;
+    };
+    let refusal = match claim::state() {
+        ClaimState::Valid(now) if now == tenant => None,
+        ClaimState::Valid(now) => Some(Refusal::TenantSwitch { from: tenant.clone(), to: now.to_string() }),
+        ClaimState::Unset => Some(Refusal::NoClaim { stale: false }),
+        ClaimState::Stale => Some(Refusal::NoClaim { stale: true }),
+    };
+    if let (Some(refusal), Some(relid)) = (refusal, relid) {
+        report_refusal(&refusal, relid, pg_sys::GetUserId(), "FETCH");
+    }
+    cap.unwrap_or(0)
+}
+
+/// The row cap was reached: audit and refuse the row past it (54000).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tenant_guard_row_cap_exceeded(query_desc: *mut pg_sys::QueryDesc, cap: u64, sent: u64) {
+    let (names, tenant) = with_admitted(query_desc, |a| {
+        (a.relids.iter().map(|r| catalog::qualified_name(*r)).collect::<Vec<_>>(), a.tenant.clone())
+    })
+    .unwrap_or_default();
+    audit::guard_event(EventKind::RowCap, &format!("max_rows={cap}"), &names, "SELECT", Some(sent as i64 + 1), Some(&tenant));
+    refusal::raise(
+        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        format!("statement returns more than {cap} rows from protected table {}", names.join(", ")),
+        Some("tenant_guard.max_rows caps the rows one statement may return from protected tables.".into()),
+        "Paginate: add ORDER BY and LIMIT (with a keyset or OFFSET) and fetch the rest in further statements.".into(),
+    )
+}
+
+/// ExecutorEnd (before the standard work): audits broad reads.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tenant_guard_executor_end(query_desc: *mut pg_sys::QueryDesc) {
     let admitted = QUERIES.with(|q| {
         let mut q = q.borrow_mut();
         q.iter().position(|(k, _)| *k == query_desc as usize).map(|i| q.swap_remove(i).1)
     });
-    if let Some(a) = admitted {
-        let estate = (*query_desc).estate;
-        let rows = if estate.is_null() { 0 } else { (*estate).es_processed };
-        if guard::is_broad_read(rows, a.broad_read_rows, a.via_trusted_role) {
-            let reason = if a.via_trusted_role {
-                "trusted_role".to_string()
-            } else {
-                format!("rows>={}", a.broad_read_rows.unwrap_or(0))
-            };
-            let names: Vec<String> = a.relids.iter().map(|r| catalog::qualified_name(*r)).collect();
-            audit::guard_event(EventKind::BroadRead, &reason, &names, "SELECT", Some(rows as i64), Some(&a.tenant));
-        }
-    }
-    match PREV_EXECUTOR_END {
-        Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query_desc)),
-        None => pg_sys::standard_ExecutorEnd(query_desc),
+    let Some(a) = admitted else { return };
+    let estate = (*query_desc).estate;
+    let rows = if estate.is_null() { 0 } else { (*estate).es_processed };
+    if guard::is_broad_read(rows, a.broad_read_rows, a.via_trusted_role) {
+        let reason = if a.via_trusted_role {
+            "trusted_role".to_string()
+        } else {
+            format!("rows>={}", a.broad_read_rows.unwrap_or(0))
+        };
+        let names: Vec<String> = a.relids.iter().map(|r| catalog::qualified_name(*r)).collect();
+        audit::guard_event(EventKind::BroadRead, &reason, &names, "SELECT", Some(rows as i64), Some(&a.tenant));
     }
 }
 
-/// ExecutorCheckPerms: called after the standard ACL checks of every range-table entry, by
-/// InitPlan (every query, including those inside functions, views and CTEs), by COPY of a table,
-/// and by the foreign-key initial check (with `ereport_on_violation = false`). Its result is final.
-/// Must never be slow for statements that touch no protected table.
+/// ProcessUtility, before the standard work: notes the command tag for audit events.
 #[pg_guard]
-unsafe extern "C-unwind" fn executor_check_perms(range_table: *mut pg_sys::List, ereport: bool) -> bool {
-    let ok = match PREV_CHECK_PERMS {
-        Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(range_table, ereport)),
-        None => true,
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tenant_guard_utility_enter(pstmt: *mut pg_sys::PlannedStmt) {
+    let stmt = (*pstmt).utilityStmt;
+    let tag = if stmt.is_null() { std::ptr::null() } else { pg_sys::CreateCommandName(stmt) };
+    let command = if tag.is_null() {
+        "UTILITY"
+    } else {
+        std::ffi::CStr::from_ptr(tag).to_str().unwrap_or("UTILITY")
     };
-    ok && guard_range_table(range_table, ereport)
+    push_state(EXPLAIN_ONLY.with(|f| f.get()), command);
+}
+
+/// ProcessUtility, always after the standard work.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tenant_guard_utility_leave() {
+    pop_state();
+}
+
+/// Is a holdable cursor being opened or persisted right now? Its rows would outlive the claim.
+unsafe fn in_holdable_cursor() -> bool {
+    let portal = pg_sys::ActivePortal;
+    !portal.is_null() && (*portal).cursorOptions & pg_sys::CURSOR_OPT_HOLD as c_int != 0
+}
+
+/// Audits and raises (or, in shadow mode, warns about) a refusal of the guard.
+unsafe fn report_refusal(refusal: &Refusal, relid: pg_sys::Oid, user: pg_sys::Oid, command: &str) {
+    let mode = settings::enforce();
+    let name = catalog::qualified_name(relid);
+    let message = refusal::describe(refusal, &name, &catalog::role_name(user));
+    let kind = if mode == Enforce::Shadow { EventKind::WouldDeny } else { EventKind::Denied };
+    let tenant = settings::tenant_id_raw().and_then(|c| c.to_str().ok()).filter(|t| !t.is_empty());
+    // The event is queued before the error is raised: it outlives the abort.
+    audit::guard_event(kind, refusal.code(), &[name], command, None, tenant);
+    match mode {
+        Enforce::Shadow => message.warn(),
+        _ => message.raise(),
+    }
 }
 
 /// Internal work that the guard never blocks (contract, "The guard", item 8).
@@ -213,7 +264,6 @@ unsafe fn is_internal_work(ereport: bool) -> bool {
 }
 
 unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bool {
-    let hold_cursor = HOLD_CURSOR.with(|f| f.replace(false));
     let mode = settings::enforce();
     if mode == Enforce::Off || is_internal_work(ereport) {
         return true;
@@ -225,6 +275,7 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
     if registry::is_empty() {
         return true;
     }
+    let hold_cursor = in_holdable_cursor();
     let rtable = PgList::<pg_sys::RangeTblEntry>::from_pg(range_table);
     let mut claim_used = None;
     let mut admitted: Vec<pg_sys::Oid> = Vec::new();
@@ -246,7 +297,7 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
         let mut trusted_used = false;
         // A parallel worker knows its transaction's first tenant only through its leader.
         let switched_in_leader = match claim {
-            claim::ClaimState::Valid(v) => leader_claims::leader_view(v).is_some_and(|l| l.switched_tenant),
+            ClaimState::Valid(v) => leader_claims::leader_view(v).is_some_and(|l| l.switched_tenant),
             _ => false,
         };
         let verdict = TENANT_OF_TRANSACTION.with(|t| {
@@ -273,21 +324,10 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
                     cap_overrides.push(entry.max_rows);
                 }
             }
-            Err(refusal) => {
-                let name = catalog::qualified_name(relid);
-                let message = refusal::describe(&refusal, &name, &catalog::role_name(user));
-                let kind = if mode == Enforce::Shadow { EventKind::WouldDeny } else { EventKind::Denied };
-                let tenant = settings::tenant_id_raw().and_then(|c| c.to_str().ok()).filter(|t| !t.is_empty());
-                // The event is queued before the error is raised: it outlives the abort.
-                audit::guard_event(kind, refusal.code(), &[name], COMMAND.with(|c| c.get()), None, tenant);
-                match mode {
-                    Enforce::Shadow => message.warn(),
-                    _ => message.raise(),
-                }
-            }
+            Err(refusal) => report_refusal(&refusal, relid, user, COMMAND.with(|c| c.get())),
         }
     }
-    if let Some(claim::ClaimState::Valid(tenant)) = claim_used {
+    if let Some(ClaimState::Valid(tenant)) = claim_used {
         TENANT_OF_TRANSACTION.with(|t| {
             let mut t = t.borrow_mut();
             if t.is_none() {
@@ -307,48 +347,6 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
     true
 }
 
-/// ProcessUtility: called for every utility statement. Here it only notes that a
-/// `DECLARE ... WITH HOLD` cursor is being opened, for the check above.
-#[pg_guard]
-#[allow(clippy::too_many_arguments)]
-unsafe extern "C-unwind" fn process_utility(
-    pstmt: *mut pg_sys::PlannedStmt,
-    query_string: *const c_char,
-    read_only_tree: bool,
-    context: pg_sys::ProcessUtilityContext::Type,
-    params: pg_sys::ParamListInfo,
-    query_env: *mut pg_sys::QueryEnvironment,
-    dest: *mut pg_sys::DestReceiver,
-    qc: *mut pg_sys::QueryCompletion,
-) {
-    let stmt = (*pstmt).utilityStmt;
-    let holdable = !stmt.is_null()
-        && (*stmt).type_ == pg_sys::NodeTag::T_DeclareCursorStmt
-        && (*(stmt as *mut pg_sys::DeclareCursorStmt)).options & pg_sys::CURSOR_OPT_HOLD as c_int != 0;
-    let _hold = FlagScope::enter(&HOLD_CURSOR, holdable);
-    let tag = if stmt.is_null() { std::ptr::null() } else { pg_sys::CreateCommandName(stmt) };
-    let _command = CommandScope::enter(if tag.is_null() {
-        "UTILITY"
-    } else {
-        std::ffi::CStr::from_ptr(tag).to_str().unwrap_or("UTILITY")
-    });
-    match PREV_PROCESS_UTILITY {
-        Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
-            prev(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc)
-        }),
-        None => pg_sys::standard_ProcessUtility(
-            pstmt,
-            query_string,
-            read_only_tree,
-            context,
-            params,
-            query_env,
-            dest,
-            qc,
-        ),
-    }
-}
-
 /// End of every top-level transaction: forget its tenant. Must not raise an error.
 #[pg_guard]
 unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
@@ -362,7 +360,6 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
                 *t = None;
             }
         });
-        let _ = HOLD_CURSOR.try_with(|f| f.set(false));
         let _ = QUERIES.try_with(|q| {
             if let Ok(mut q) = q.try_borrow_mut() {
                 q.clear();

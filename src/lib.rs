@@ -21,7 +21,6 @@
 //! | `audit_admin` | prune_audit() and the audit log's append-only rule                 |
 //! | `leader_claims`| what a parallel worker may believe about its leader's claim        |
 //! | `shared_memory`| asks for shared memory at server start                            |
-//! | `row_cap`     | the DestReceiver that enforces tenant_guard.max_rows               |
 
 use pgrx::prelude::*;
 
@@ -39,7 +38,6 @@ mod policy;
 mod protection;
 mod refusal;
 mod registry;
-mod row_cap;
 mod settings;
 mod shared_memory;
 mod status;
@@ -68,10 +66,11 @@ extension_sql_file!(
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    let preloaded = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
     claim::set_defining(true);
-    settings::init();
+    settings::init(preloaded);
     claim::set_defining(false);
-    if unsafe { !pg_sys::process_shared_preload_libraries_in_progress } {
+    if !preloaded {
         // Loaded by CREATE EXTENSION or a function call only: the functions and the policies work,
         // the hooks cannot be active in every backend, so none are installed (status() says so).
         return;

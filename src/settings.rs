@@ -42,7 +42,7 @@ static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(0);
 
 /// Registers every setting, then reserves the `tenant_guard.` prefix so that a misspelt
 /// setting is an error instead of a silently ignored placeholder.
-pub fn init() {
+pub fn init(preloaded: bool) {
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             c"tenant_guard.tenant_id",
@@ -81,16 +81,10 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    GucRegistry::define_int_guc(
-        c"tenant_guard.audit_queue_size",
-        c"Audit events the shared-memory queue holds before it drops (and counts) new ones.",
-        c"Set at server start. Each slot takes about 3.5 kB of shared memory.",
-        &AUDIT_QUEUE_SIZE,
-        16,
-        1_000_000,
-        GucContext::Postmaster,
-        GucFlags::default(),
-    );
+    // A server-start setting can only be defined while shared_preload_libraries is processed.
+    if preloaded {
+        define_audit_queue_size();
+    }
     GucRegistry::define_int_guc(
         c"tenant_guard.audit_query_max",
         c"Bytes of query text kept in each audit event (0 = no query text).",
@@ -123,6 +117,19 @@ pub fn init() {
         GucFlags::default(),
     );
     unsafe { pg_sys::MarkGUCPrefixReserved(c"tenant_guard".as_ptr()) };
+}
+
+fn define_audit_queue_size() {
+    GucRegistry::define_int_guc(
+        c"tenant_guard.audit_queue_size",
+        c"Audit events the shared-memory queue holds before it drops (and counts) new ones.",
+        c"Set at server start. Each slot takes about 3.5 kB of shared memory.",
+        &AUDIT_QUEUE_SIZE,
+        16,
+        1_000_000,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
 }
 
 /// The raw claim value, without allocating. Valid until the setting next changes.

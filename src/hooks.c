@@ -1,0 +1,198 @@
+/*
+ * hooks.c: the C trampolines of tenant_guard's executor and utility hooks.
+ *
+ * Each hook calls into Rust (hooks.rs) for its decisions, and calls the previous hook or the
+ * standard function from C, inside PG_TRY/PG_FINALLY where Rust state must be restored. An
+ * error raised by PostgreSQL below a hook therefore passes through C frames only and keeps all
+ * its fields (constraint, table, CONTEXT, ...). Rust code never calls back into the executor.
+ *
+ * PostgreSQL 15 signatures.
+ */
+#include "postgres.h"
+
+#include "executor/executor.h"
+#include "tcop/dest.h"
+#include "tcop/utility.h"
+
+/* hooks.rs; all are #[pg_guard]: they may raise errors, they never call the executor */
+extern void tenant_guard_executor_start_enter(QueryDesc *query_desc, int eflags);
+extern void tenant_guard_executor_start_leave(void);
+extern void tenant_guard_executor_start_done(QueryDesc *query_desc, int eflags);
+extern bool tenant_guard_check_range_table(List *range_table, bool ereport_on_violation);
+extern uint64 tenant_guard_executor_run_cap(QueryDesc *query_desc);
+extern void tenant_guard_row_cap_exceeded(QueryDesc *query_desc, uint64 cap, uint64 sent);
+extern void tenant_guard_executor_end(QueryDesc *query_desc);
+extern void tenant_guard_utility_enter(PlannedStmt *pstmt);
+extern void tenant_guard_utility_leave(void);
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorRun_hook_type prev_executor_run = NULL;
+static ExecutorEnd_hook_type prev_executor_end = NULL;
+static ExecutorCheckPerms_hook_type prev_check_perms = NULL;
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+/*
+ * ExecutorStart: once per query, before execution (also for plain EXPLAIN). The range-table
+ * check itself runs inside, from ExecutorCheckPerms.
+ */
+static void
+tg_executor_start(QueryDesc *query_desc, int eflags)
+{
+	tenant_guard_executor_start_enter(query_desc, eflags);
+	PG_TRY();
+	{
+		if (prev_executor_start)
+			prev_executor_start(query_desc, eflags);
+		else
+			standard_ExecutorStart(query_desc, eflags);
+	}
+	PG_FINALLY();
+	{
+		tenant_guard_executor_start_leave();
+	}
+	PG_END_TRY();
+	tenant_guard_executor_start_done(query_desc, eflags);
+}
+
+/*
+ * ExecutorCheckPerms: after the standard ACL checks of every range-table entry (every query,
+ * COPY of a table, the foreign-key initial check); its result is final.
+ */
+static bool
+tg_check_perms(List *range_table, bool ereport_on_violation)
+{
+	if (prev_check_perms && !prev_check_perms(range_table, ereport_on_violation))
+		return false;
+	return tenant_guard_check_range_table(range_table, ereport_on_violation);
+}
+
+/* The row cap: a DestReceiver in front of the query's own. */
+typedef struct CapReceiver
+{
+	DestReceiver pub;
+	DestReceiver *inner;
+	QueryDesc  *query_desc;
+	uint64		cap;
+} CapReceiver;
+
+static bool
+cap_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	CapReceiver *r = (CapReceiver *) self;
+	/* es_processed counts the rows already sent, over every FETCH of a cursor */
+	uint64		sent = r->query_desc->estate ? r->query_desc->estate->es_processed : 0;
+
+	if (sent >= r->cap)
+		tenant_guard_row_cap_exceeded(r->query_desc, r->cap, sent);
+	return r->inner->receiveSlot(slot, r->inner);
+}
+
+static void
+cap_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	CapReceiver *r = (CapReceiver *) self;
+
+	r->inner->rStartup(r->inner, operation, typeinfo);
+}
+
+static void
+cap_shutdown(DestReceiver *self)
+{
+	CapReceiver *r = (CapReceiver *) self;
+
+	r->inner->rShutdown(r->inner);
+}
+
+static void
+cap_destroy(DestReceiver *self)
+{
+	/* the inner receiver belongs to its creator; ours goes with its memory context */
+}
+
+/*
+ * ExecutorRun: produces rows (once per statement, once per FETCH). Rust checks that the claim
+ * still matches the one the query was admitted under, and says whether a row cap applies.
+ */
+static void
+tg_executor_run(QueryDesc *query_desc, ScanDirection direction, uint64 count, bool execute_once)
+{
+	uint64		cap = tenant_guard_executor_run_cap(query_desc);
+	DestReceiver *volatile original = query_desc->dest;
+
+	if (cap > 0)
+	{
+		CapReceiver *r = (CapReceiver *) palloc0(sizeof(CapReceiver));
+
+		r->pub.receiveSlot = cap_receive;
+		r->pub.rStartup = cap_startup;
+		r->pub.rShutdown = cap_shutdown;
+		r->pub.rDestroy = cap_destroy;
+		r->pub.mydest = original->mydest;
+		r->inner = original;
+		r->query_desc = query_desc;
+		r->cap = cap;
+		query_desc->dest = (DestReceiver *) r;
+	}
+	PG_TRY();
+	{
+		if (prev_executor_run)
+			prev_executor_run(query_desc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(query_desc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		query_desc->dest = original;
+	}
+	PG_END_TRY();
+}
+
+/* ExecutorEnd: once when a query completes normally (not on error). */
+static void
+tg_executor_end(QueryDesc *query_desc)
+{
+	tenant_guard_executor_end(query_desc);
+	if (prev_executor_end)
+		prev_executor_end(query_desc);
+	else
+		standard_ExecutorEnd(query_desc);
+}
+
+/* ProcessUtility: every utility statement, at any nesting level. */
+static void
+tg_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
+				   ProcessUtilityContext context, ParamListInfo params,
+				   QueryEnvironment *query_env, DestReceiver *dest, QueryCompletion *qc)
+{
+	tenant_guard_utility_enter(pstmt);
+	PG_TRY();
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, query_string, read_only_tree, context, params,
+								 query_env, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params,
+									query_env, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		tenant_guard_utility_leave();
+	}
+	PG_END_TRY();
+}
+
+/* Called once from _PG_init under shared_preload_libraries. */
+void
+tenant_guard_install_hooks(void)
+{
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = tg_executor_start;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = tg_executor_run;
+	prev_executor_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = tg_executor_end;
+	prev_check_perms = ExecutorCheckPerms_hook;
+	ExecutorCheckPerms_hook = tg_check_perms;
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = tg_process_utility;
+}
