@@ -223,7 +223,9 @@ mod tests {
     fn fixed_text_truncates_on_character_boundaries() {
         let mut t = FixedText::<8>::EMPTY;
         t.set("ünïcødé", 8);
-        assert_eq!(t.as_str(), "ünïc");
+        assert_eq!(t.as_str(), "ünïcø"); // 2+1+2+1+2 bytes
+        t.set("ünïcødé", 7);
+        assert_eq!(t.as_str(), "ünïc", "never half a character");
         t.set("abc", 2);
         assert_eq!(t.as_str(), "ab");
         t.set("", 8);
