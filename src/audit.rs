@@ -2,23 +2,12 @@
 //! server-log line, and hands the event to the queue (guard events) or stores it in the caller's
 //! transaction (policy-helper events, which must vanish if the migration rolls back).
 
-use crate::audit_event::{self, AuditEvent, EventKind};
+use crate::audit_event::{self, EventKind};
 use crate::audit_queue;
 use crate::audit_writer;
 use crate::catalog::as_superuser;
 use crate::refusal::Message;
 use crate::settings;
-
-fn capture(
-    kind: EventKind,
-    reason: &str,
-    relations: &[String],
-    command: &str,
-    rows: Option<i64>,
-    tenant: Option<&str>,
-) -> AuditEvent {
-    audit_event::capture(kind, reason, relations, command, rows, tenant, settings::audit_query_max())
-}
 
 /// An event of the executor guard: logged, then queued. Never blocks; a full queue counts a drop.
 pub fn guard_event(
@@ -29,7 +18,7 @@ pub fn guard_event(
     rows: Option<i64>,
     tenant: Option<&str>,
 ) {
-    let ev = capture(kind, reason, relations, command, rows, tenant);
+    let ev = audit_event::capture(kind, reason, relations, command, rows, tenant, settings::audit_query_max());
     Message::log(ev.log_line());
     audit_queue::enqueue(&ev);
 }
@@ -37,7 +26,7 @@ pub fn guard_event(
 /// An event of protect(), unprotect() or exempt(): logged and inserted in the current
 /// transaction, so it exists exactly when the change it records was committed.
 pub fn helper_event(kind: EventKind, relation: &str, reason: &str) {
-    let ev = capture(kind, reason, &[relation.to_string()], kind.name(), None, None);
+    let ev = audit_event::capture(kind, reason, &[relation.to_string()], kind.name(), None, None, settings::audit_query_max());
     Message::log(ev.log_line());
     as_superuser(|| audit_writer::insert_events(&[ev]));
 }
