@@ -64,5 +64,16 @@ SELECT * FROM invoices;
 ROLLBACK;
 
 \echo
-\echo '--- 8. status() ---'
-SELECT * FROM tenant_guard.status();
+\echo '--- 8. The audit trail: every refusal above, although each statement was rolled back ---'
+DO $$ BEGIN
+    FOR i IN 1..50 LOOP   -- the audit writer stores queued events within about 100 ms
+        EXIT WHEN (SELECT count(*) FROM tenant_guard.audit_log WHERE event = 'denied') >= 3;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT id, event, reason, relations, command, role, tenant FROM tenant_guard.audit_log ORDER BY id;
+
+\echo
+\echo '--- 9. status() ---'
+SELECT preloaded, guard_active, enforce, claim_scope, protected_tables, events_written, events_dropped, denials
+  FROM tenant_guard.status();

@@ -30,6 +30,8 @@ struct WriterSlot {
     state: u32,
     pid: i32,
     since: i64,
+    /// Start attempts that did not reach a database connection.
+    attempts: u32,
 }
 
 #[repr(C)]
@@ -177,13 +179,12 @@ unsafe fn claim_writer_start(h: &mut Header, database: pg_sys::Oid) -> bool {
     let now = pg_sys::GetCurrentTimestamp();
     let mut free = None;
     for (i, w) in h.writers.iter_mut().enumerate() {
+        // A start that never reported in within 10 s failed (whatever its database).
+        if w.state == 1 && now - w.since > 10_000_000 {
+            w.state = 0;
+        }
         if w.state != 0 && w.database == database {
-            // A start that never reported in within 10 s failed; try again.
-            if w.state == 1 && now - w.since > 10_000_000 {
-                w.state = 0;
-            } else {
-                return false;
-            }
+            return false;
         }
         if w.state == 0 && free.is_none() {
             free = Some(i);
@@ -191,7 +192,7 @@ unsafe fn claim_writer_start(h: &mut Header, database: pg_sys::Oid) -> bool {
     }
     match free {
         Some(i) => {
-            h.writers[i] = WriterSlot { database, state: 1, pid: 0, since: now };
+            h.writers[i] = WriterSlot { database, state: 1, pid: 0, since: now, attempts: 0 };
             true
         }
         None => false, // every writer slot is busy; the events wait for one
@@ -231,11 +232,59 @@ pub fn writer_started(database: pg_sys::Oid, pid: i32) {
         let h = &mut *HEADER;
         let now = pg_sys::GetCurrentTimestamp();
         if let Some(w) = h.writers.iter_mut().find(|w| w.state != 0 && w.database == database) {
-            *w = WriterSlot { database, state: 2, pid, since: now };
+            *w = WriterSlot { database, state: 2, pid, since: now, attempts: 0 };
         } else if let Some(w) = h.writers.iter_mut().find(|w| w.state == 0) {
-            *w = WriterSlot { database, state: 2, pid, since: now };
+            *w = WriterSlot { database, state: 2, pid, since: now, attempts: 0 };
         }
         pg_sys::before_shmem_exit(Some(writer_exit_callback), pg_sys::Datum::from(u32::from(database)));
+    }
+}
+
+/// Called by a writer before it connects: counts the attempt and returns how many were made.
+pub fn writer_connecting(database: pg_sys::Oid) -> u32 {
+    unsafe {
+        let _lock = Locked::acquire();
+        let h = &mut *HEADER;
+        let now = pg_sys::GetCurrentTimestamp();
+        match h.writers.iter_mut().find(|w| w.state != 0 && w.database == database) {
+            Some(w) => {
+                w.attempts += 1;
+                w.since = now;
+                w.attempts
+            }
+            None => match h.writers.iter_mut().find(|w| w.state == 0) {
+                Some(w) => {
+                    *w = WriterSlot { database, state: 1, pid: 0, since: now, attempts: 1 };
+                    1
+                }
+                None => 1,
+            },
+        }
+    }
+}
+
+/// Drops (and counts) every queued event of `database`, and frees its writer slot.
+pub fn discard_database(database: pg_sys::Oid) -> usize {
+    unsafe {
+        let _lock = Locked::acquire();
+        let h = &mut *HEADER;
+        let mut n = 0;
+        for i in 0..h.capacity as usize {
+            let slot = &mut *slots().add(i);
+            if slot.used && slot.event.database == database {
+                slot.used = false;
+                *free_stack().add(h.free_top as usize) = i as u32;
+                h.free_top += 1;
+                n += 1;
+            }
+        }
+        h.dropped += n as u64;
+        for w in h.writers.iter_mut() {
+            if w.database == database {
+                w.state = 0;
+            }
+        }
+        n
     }
 }
 

@@ -28,6 +28,7 @@ pub fn is_audit_writer() -> bool {
     IS_AUDIT_WRITER.with(|w| w.get())
 }
 const IDLE_ROUNDS_BEFORE_LEAVING: u32 = 20;
+const MAX_CONNECT_ATTEMPTS: u32 = 3;
 
 #[pg_guard]
 #[unsafe(no_mangle)]
@@ -35,7 +36,16 @@ pub extern "C-unwind" fn tenant_guard_audit_writer_main(arg: pg_sys::Datum) {
     let database = pg_sys::Oid::from(arg.value() as u32);
     IS_AUDIT_WRITER.with(|w| w.set(true));
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // A writer whose database cannot be connected to (it was dropped) fails with FATAL and is
+    // restarted by the postmaster; after a few such attempts its events are dropped (counted)
+    // and it exits for good.
+    if audit_queue::writer_connecting(database) > MAX_CONNECT_ATTEMPTS {
+        let n = audit_queue::discard_database(database);
+        pgrx::log!("tenant_guard: audit writer for database {} cannot connect; {n} queued event(s) dropped", u32::from(database));
+        return;
+    }
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
+    crate::catalog::pin_search_path(pg_sys::GucAction::GUC_ACTION_SET);
     audit_queue::writer_started(database, unsafe { pg_sys::MyProcPid });
 
     let mut idle = 0;

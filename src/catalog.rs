@@ -33,13 +33,17 @@ pub fn in_extension_schema(relid: pg_sys::Oid) -> bool {
     }
 }
 
-/// Runs `f` as the bootstrap superuser, so that the extension's own bookkeeping does not depend
-/// on the caller's grants. The previous user is restored on return and on error.
+/// Runs `f` as the bootstrap superuser with `search_path = pg_catalog, pg_temp`, so that the
+/// extension's own bookkeeping neither depends on the caller's grants nor resolves any name
+/// through the caller's search_path. User and search_path are restored on return and on error.
 pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(pg_sys::Oid, i32);
+    struct Restore(pg_sys::Oid, i32, i32);
     impl Drop for Restore {
         fn drop(&mut self) {
-            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) };
+            unsafe {
+                pg_sys::AtEOXact_GUC(true, self.2);
+                pg_sys::SetUserIdAndSecContext(self.0, self.1);
+            }
         }
     }
     let mut user = pg_sys::InvalidOid;
@@ -51,8 +55,27 @@ pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
             sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
         );
     }
-    let _restore = Restore(user, sec);
+    let nest = unsafe { pg_sys::NewGUCNestLevel() };
+    let _restore = Restore(user, sec, nest);
+    pin_search_path(pg_sys::GucAction::GUC_ACTION_SAVE);
     f()
+}
+
+/// Sets `search_path = pg_catalog, pg_temp` (saved: undone with its GUC nest level; or for the
+/// whole session in the audit writer).
+pub fn pin_search_path(action: pg_sys::GucAction::Type) {
+    unsafe {
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            0,
+            false,
+        );
+    }
 }
 
 unsafe fn quoted(ident: *const std::ffi::c_char) -> String {

@@ -61,11 +61,10 @@ impl Refusal {
     }
 }
 
-/// A row limit for a statement: the smallest per-table override among the tables it reads, else
-/// the setting. `None` when the limit is off (0).
+/// A row limit for a statement: each table it reads has its own override or else the setting
+/// (0 = no limit for that table); the statement gets the tightest. `None`: no limit.
 pub fn row_limit(setting: i32, overrides: impl IntoIterator<Item = Option<i32>>) -> Option<u64> {
-    let limit = overrides.into_iter().flatten().min().unwrap_or(setting);
-    (limit > 0).then_some(limit as u64)
+    overrides.into_iter().map(|o| o.unwrap_or(setting)).filter(|v| *v > 0).map(|v| v as u64).min()
 }
 
 /// Is a completed read broad? (`rows` returned, `threshold` from `row_limit`, trusted role used.)
@@ -185,6 +184,8 @@ mod tests {
         assert_eq!(row_limit(1000, [Some(50), None, Some(10)]), Some(10));
         assert_eq!(row_limit(0, [None]), None);
         assert_eq!(row_limit(1000, [Some(0)]), None, "a table override of 0 turns the limit off");
+        assert_eq!(row_limit(1000, [Some(0), None]), Some(1000), "only for that table");
+        assert_eq!(row_limit(0, [Some(5), None]), Some(5));
     }
 
     #[test]

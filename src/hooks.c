@@ -19,7 +19,8 @@ extern void tenant_guard_executor_start_enter(QueryDesc *query_desc, int eflags)
 extern void tenant_guard_executor_start_leave(void);
 extern void tenant_guard_executor_start_done(QueryDesc *query_desc, int eflags);
 extern bool tenant_guard_check_range_table(List *range_table, bool ereport_on_violation);
-extern uint64 tenant_guard_executor_run_cap(QueryDesc *query_desc);
+extern uint64 tenant_guard_executor_run_cap(QueryDesc *query_desc, uint64 *already_sent);
+extern void tenant_guard_executor_run_done(QueryDesc *query_desc, uint64 rows);
 extern void tenant_guard_row_cap_exceeded(QueryDesc *query_desc, uint64 cap, uint64 sent);
 extern void tenant_guard_executor_end(QueryDesc *query_desc);
 extern void tenant_guard_utility_enter(PlannedStmt *pstmt);
@@ -73,14 +74,17 @@ typedef struct CapReceiver
 	DestReceiver *inner;
 	QueryDesc  *query_desc;
 	uint64		cap;
+	uint64		already_sent;	/* by earlier ExecutorRun calls (FETCHes) of this query */
 } CapReceiver;
 
 static bool
 cap_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	CapReceiver *r = (CapReceiver *) self;
-	/* es_processed counts the rows already sent, over every FETCH of a cursor */
-	uint64		sent = r->query_desc->estate ? r->query_desc->estate->es_processed : 0;
+
+	/* es_processed counts this ExecutorRun call only (PostgreSQL 15 resets it per FETCH) */
+	uint64		sent = r->already_sent +
+		(r->query_desc->estate ? r->query_desc->estate->es_processed : 0);
 
 	if (sent >= r->cap)
 		tenant_guard_row_cap_exceeded(r->query_desc, r->cap, sent);
@@ -111,12 +115,14 @@ cap_destroy(DestReceiver *self)
 
 /*
  * ExecutorRun: produces rows (once per statement, once per FETCH). Rust checks that the claim
- * still matches the one the query was admitted under, and says whether a row cap applies.
+ * still matches the one the query was admitted under, and says whether a row cap applies and
+ * how many rows earlier FETCHes sent; afterwards it adds this call's rows to the total.
  */
 static void
 tg_executor_run(QueryDesc *query_desc, ScanDirection direction, uint64 count, bool execute_once)
 {
-	uint64		cap = tenant_guard_executor_run_cap(query_desc);
+	uint64		already_sent = 0;
+	uint64		cap = tenant_guard_executor_run_cap(query_desc, &already_sent);
 	DestReceiver *volatile original = query_desc->dest;
 
 	if (cap > 0)
@@ -131,6 +137,7 @@ tg_executor_run(QueryDesc *query_desc, ScanDirection direction, uint64 count, bo
 		r->inner = original;
 		r->query_desc = query_desc;
 		r->cap = cap;
+		r->already_sent = already_sent;
 		query_desc->dest = (DestReceiver *) r;
 	}
 	PG_TRY();
@@ -145,6 +152,8 @@ tg_executor_run(QueryDesc *query_desc, ScanDirection direction, uint64 count, bo
 		query_desc->dest = original;
 	}
 	PG_END_TRY();
+	if (query_desc->estate)
+		tenant_guard_executor_run_done(query_desc, query_desc->estate->es_processed);
 }
 
 /* ExecutorEnd: once when a query completes normally (not on error). */

@@ -37,6 +37,8 @@ pub struct Admitted {
     pub via_trusted_role: bool,
     pub max_rows: Option<u64>,
     pub broad_read_rows: Option<u64>,
+    /// Rows sent by completed ExecutorRun calls (every FETCH of a cursor adds its own).
+    pub rows_sent: u64,
 }
 
 thread_local! {
@@ -153,12 +155,16 @@ pub unsafe extern "C-unwind" fn tenant_guard_check_range_table(range_table: *mut
 /// tenant may only run while that tenant is still the claim. Returns the row cap (0 = none).
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn tenant_guard_executor_run_cap(query_desc: *mut pg_sys::QueryDesc) -> u64 {
-    let Some((tenant, cap, relid)) =
-        with_admitted(query_desc, |a| (a.tenant.clone(), a.max_rows, a.relids.first().copied()))
+pub unsafe extern "C-unwind" fn tenant_guard_executor_run_cap(
+    query_desc: *mut pg_sys::QueryDesc,
+    already_sent: *mut u64,
+) -> u64 {
+    let Some((tenant, cap, relid, sent)) =
+        with_admitted(query_desc, |a| (a.tenant.clone(), a.max_rows, a.relids.first().copied(), a.rows_sent))
     else {
         return 0;
     };
+    *already_sent = sent;
     let refusal = match claim::state() {
         ClaimState::Valid(now) if now == tenant => None,
         ClaimState::Valid(now) => Some(Refusal::TenantSwitch { from: tenant.clone(), to: now.to_string() }),
@@ -169,6 +175,17 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_run_cap(query_desc: *mut p
         report_refusal(&refusal, relid, pg_sys::GetUserId(), "FETCH");
     }
     cap.unwrap_or(0)
+}
+
+/// ExecutorRun, after success: adds this call's rows to the query's total.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tenant_guard_executor_run_done(query_desc: *mut pg_sys::QueryDesc, rows: u64) {
+    QUERIES.with(|q| {
+        if let Some((_, a)) = q.borrow_mut().iter_mut().find(|(k, _)| *k == query_desc as usize) {
+            a.rows_sent += rows;
+        }
+    });
 }
 
 /// The row cap was reached: audit and refuse the row past it (54000).
@@ -197,8 +214,7 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_end(query_desc: *mut pg_sy
         q.iter().position(|(k, _)| *k == query_desc as usize).map(|i| q.swap_remove(i).1)
     });
     let Some(a) = admitted else { return };
-    let estate = (*query_desc).estate;
-    let rows = if estate.is_null() { 0 } else { (*estate).es_processed };
+    let rows = a.rows_sent;
     if guard::is_broad_read(rows, a.broad_read_rows, a.via_trusted_role) {
         let reason = if a.via_trusted_role {
             "trusted_role".to_string()
@@ -341,6 +357,7 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
                 via_trusted_role,
                 max_rows: guard::row_limit(settings::max_rows(), cap_overrides),
                 broad_read_rows: guard::row_limit(settings::broad_read_rows(), broad_overrides),
+                rows_sent: 0,
             })
         });
     }

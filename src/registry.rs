@@ -95,42 +95,82 @@ pub fn mark_stale() {
 }
 
 /// Reads the registry and every descendant of a registered table.
+///
+/// A direct heap scan with the latest snapshot, not SPI: the cache must reflect what is committed
+/// now even inside a REPEATABLE READ transaction whose snapshot predates a protect(), and no
+/// operator or function is looked up through the session's search_path.
 fn load() -> Cache {
     let Some(registry_oid) = catalog::registry_oid() else {
         return Cache { registry_oid: pg_sys::InvalidOid, entries: FxHashMap::default() };
     };
     let mut entries = FxHashMap::default();
-    catalog::as_superuser(|| {
-        Spi::connect(|client| {
-            let rows = client
-                .select(
-                    "WITH RECURSIVE tree(relid, registered) AS (
-                         SELECT p.relid::pg_catalog.oid, true FROM tenant_guard.protected_tables p
-                         UNION
-                         SELECT i.inhrelid, false
-                           FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.relid)
-                     SELECT t.relid, pg_catalog.bool_or(t.registered),
-                            pg_catalog.min(p.broad_read_rows), pg_catalog.min(p.max_rows)
-                       FROM tree t
-                       LEFT JOIN tenant_guard.protected_tables p ON p.relid::pg_catalog.oid = t.relid
-                      GROUP BY t.relid",
-                    None,
-                    &[],
-                )
-                .unwrap_or_else(|e| panic!("tenant_guard: cannot read the registry: {e}"));
-            for row in rows {
-                let relid: Option<pg_sys::Oid> = row.get(1).unwrap_or(None);
-                let registered: Option<bool> = row.get(2).unwrap_or(None);
-                let broad_read_rows: Option<i32> = row.get(3).unwrap_or(None);
-                let max_rows: Option<i32> = row.get(4).unwrap_or(None);
-                if let Some(relid) = relid {
-                    entries.insert(
-                        relid,
-                        Entry { registered: registered.unwrap_or(false), broad_read_rows, max_rows },
-                    );
+    unsafe {
+        // A parallel worker may not take a new snapshot; it reads with its leader's.
+        let snapshot = if pg_sys::ParallelWorkerNumber >= 0 {
+            pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot())
+        } else {
+            pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot())
+        };
+        let broad_attnum = pg_sys::get_attnum(registry_oid, c"broad_read_rows".as_ptr()) as i32;
+        let cap_attnum = pg_sys::get_attnum(registry_oid, c"max_rows".as_ptr()) as i32;
+        scan(registry_oid, snapshot, |tuple, desc| {
+            let mut null = false;
+            let relid = pg_sys::heap_getattr(tuple, 1, desc, &mut null);
+            if null {
+                return;
+            }
+            let int = |attnum: i32| {
+                let mut null = false;
+                let d = pg_sys::heap_getattr(tuple, attnum, desc, &mut null);
+                (!null && attnum > 0).then(|| d.value() as i32)
+            };
+            entries.insert(
+                pg_sys::Oid::from(relid.value() as u32),
+                Entry { registered: true, broad_read_rows: int(broad_attnum), max_rows: int(cap_attnum) },
+            );
+        });
+        // Descendants (partitions and inheritance children) of registered tables.
+        let mut children: FxHashMap<pg_sys::Oid, Vec<pg_sys::Oid>> = FxHashMap::default();
+        scan(pg_sys::Oid::from(INHERITS_RELATION_ID), snapshot, |tuple, desc| {
+            let (mut n1, mut n2) = (false, false);
+            let child = pg_sys::heap_getattr(tuple, 1, desc, &mut n1);
+            let parent = pg_sys::heap_getattr(tuple, 2, desc, &mut n2);
+            if !n1 && !n2 {
+                children
+                    .entry(pg_sys::Oid::from(parent.value() as u32))
+                    .or_default()
+                    .push(pg_sys::Oid::from(child.value() as u32));
+            }
+        });
+        pg_sys::UnregisterSnapshot(snapshot);
+        let mut pending: Vec<pg_sys::Oid> = entries.keys().copied().collect();
+        while let Some(parent) = pending.pop() {
+            for child in children.get(&parent).into_iter().flatten() {
+                if !entries.contains_key(child) {
+                    entries.insert(*child, Entry { registered: false, broad_read_rows: None, max_rows: None });
+                    pending.push(*child);
                 }
             }
-        })
-    });
+        }
+    }
     Cache { registry_oid, entries }
+}
+
+/// pg_inherits
+const INHERITS_RELATION_ID: u32 = 2611;
+
+/// Calls `f` for every tuple of a table visible to `snapshot`.
+unsafe fn scan(relid: pg_sys::Oid, snapshot: pg_sys::Snapshot, mut f: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc)) {
+    let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+    let desc = (*rel).rd_att;
+    let scan = pg_sys::systable_beginscan(rel, pg_sys::InvalidOid, false, snapshot, 0, std::ptr::null_mut());
+    loop {
+        let tuple = pg_sys::systable_getnext(scan);
+        if tuple.is_null() {
+            break;
+        }
+        f(tuple, desc);
+    }
+    pg_sys::systable_endscan(scan);
+    pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
 }
