@@ -54,6 +54,10 @@ CREATE TRIGGER audit_log_no_truncate
     BEFORE TRUNCATE ON tenant_guard.audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard._audit_log_append_only();
 
+-- ALWAYS: the triggers fire under session_replication_role = replica too.
+ALTER TABLE tenant_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+ALTER TABLE tenant_guard.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+
 CREATE FUNCTION tenant_guard.prune_audit(older_than interval)
 RETURNS bigint
 LANGUAGE plpgsql

@@ -10,7 +10,6 @@
 //! for life). The backend that enqueues starts its database's writer when none runs; a writer
 //! that finds nothing to do for a while leaves, so that it never holds up DROP DATABASE.
 
-use std::cell::RefCell;
 
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::pg_sys;
@@ -384,19 +383,18 @@ pub fn stats(database: pg_sys::Oid) -> Option<Stats> {
     }
 }
 
-thread_local! {
-    static CLIENT_ADDR: RefCell<Option<String>> = const { RefCell::new(None) };
+unsafe extern "C" {
+    fn tenant_guard_client_addr() -> *const std::ffi::c_char;
 }
 
-/// The client address of this backend (looked up once per backend).
+/// The client address of this backend (from its connection, without SQL).
 pub fn client_addr() -> String {
-    CLIENT_ADDR.with(|c| {
-        if let Some(a) = c.borrow().as_ref() {
-            return a.clone();
+    unsafe {
+        let p = tenant_guard_client_addr();
+        if p.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
         }
-        let addr = crate::catalog::select_one::<String>("SELECT pg_catalog.host(pg_catalog.inet_client_addr())")
-            .unwrap_or_default();
-        *c.borrow_mut() = Some(addr.clone());
-        addr
-    })
+    }
 }

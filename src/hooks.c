@@ -11,6 +11,14 @@
 #include "postgres.h"
 
 #include "executor/executor.h"
+/*
+ * libpq-be.h wants <gssapi/gssapi.h> when the server was built with GSSAPI; we only read
+ * Port.remote_host, which comes before the GSS members (a pointer either way), so build
+ * without it rather than require the Kerberos headers.
+ */
+#undef ENABLE_GSS
+#include "libpq/libpq-be.h"
+#include "miscadmin.h"
 #include "tcop/dest.h"
 #include "tcop/utility.h"
 
@@ -204,4 +212,13 @@ tenant_guard_install_hooks(void)
 	ExecutorCheckPerms_hook = tg_check_perms;
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = tg_process_utility;
+}
+
+/* The client's address as the server saw it ("" for none); no SQL, usable anywhere. */
+const char *
+tenant_guard_client_addr(void)
+{
+	if (MyProcPort == NULL || MyProcPort->remote_host == NULL)
+		return "";
+	return MyProcPort->remote_host;
 }

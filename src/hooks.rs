@@ -115,6 +115,9 @@ pub fn init() {
 pub unsafe extern "C-unwind" fn tenant_guard_executor_start_enter(query_desc: *mut pg_sys::QueryDesc, eflags: c_int) {
     push_state(eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0, command_of((*query_desc).operation));
     LAST_ADMITTED.with(|a| a.borrow_mut().take());
+    // A query that failed inside a savepoint leaves its record behind; a new query may get the
+    // same address.
+    QUERIES.with(|q| q.borrow_mut().retain(|(k, _)| *k != query_desc as usize));
 }
 
 /// ExecutorStart, always after the standard work (also when it failed): restores the state.
@@ -296,6 +299,7 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
     let mut claim_used = None;
     let mut admitted: Vec<pg_sys::Oid> = Vec::new();
     let mut via_trusted_role = false;
+    let mut refused: Vec<pg_sys::Oid> = Vec::new();
     let (mut broad_overrides, mut cap_overrides) = (Vec::new(), Vec::new());
     for rte in rtable.iter_ptr() {
         if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
@@ -340,7 +344,13 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
                     cap_overrides.push(entry.max_rows);
                 }
             }
-            Err(refusal) => report_refusal(&refusal, relid, user, COMMAND.with(|c| c.get())),
+            Err(refusal) => {
+                // Shadow mode goes on after a refusal: one warning per table and statement.
+                if !refused.contains(&relid) {
+                    refused.push(relid);
+                    report_refusal(&refusal, relid, user, COMMAND.with(|c| c.get()));
+                }
+            }
         }
     }
     if let Some(ClaimState::Valid(tenant)) = claim_used {
