@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL 15 cluster owned by the postgres user (initdb refuses root).
 #   scripts/cluster.sh start DIR PORT [preload|nopreload]   (re-initialises DIR)
+#   scripts/cluster.sh restart DIR [fast|immediate|smart]
 #   scripts/cluster.sh stop DIR
 set -euo pipefail
 BIN=/usr/lib/postgresql/15/bin
@@ -37,8 +38,14 @@ start)
 stop)
     stop
     ;;
+restart)
+    # scripts/cluster.sh restart DIR [fast|immediate|smart]: same data, same settings
+    mode=${3:-fast}
+    as_pg "$BIN/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null
+    RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0 as_pg "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+    ;;
 *)
-    echo "usage: $0 start DIR PORT [preload|nopreload] | stop DIR" >&2
+    echo "usage: $0 start DIR PORT [preload|nopreload] | restart DIR [MODE] | stop DIR" >&2
     exit 2
     ;;
 esac
