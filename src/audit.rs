@@ -18,7 +18,15 @@ pub fn guard_event(
     rows: Option<i64>,
     tenant: Option<&str>,
 ) {
-    let ev = audit_event::capture(kind, reason, relations, command, rows, tenant, settings::audit_query_max());
+    let ev = audit_event::capture(
+        kind,
+        reason,
+        relations,
+        command,
+        rows,
+        tenant,
+        settings::audit_query_max(),
+    );
     Message::log(ev.log_line());
     audit_queue::enqueue(&ev);
 }
@@ -26,7 +34,15 @@ pub fn guard_event(
 /// An event of protect(), unprotect() or exempt(): logged and inserted in the current
 /// transaction, so it exists exactly when the change it records was committed.
 pub fn helper_event(kind: EventKind, relation: &str, reason: &str) {
-    let ev = audit_event::capture(kind, reason, &[relation.to_string()], kind.name(), None, None, settings::audit_query_max());
+    let ev = audit_event::capture(
+        kind,
+        reason,
+        &[relation.to_string()],
+        kind.name(),
+        None,
+        None,
+        settings::audit_query_max(),
+    );
     Message::log(ev.log_line());
     as_superuser(|| audit_writer::insert_events(&[ev]));
 }

@@ -23,7 +23,10 @@ pub fn audit_log_pruning() -> bool {
 #[pg_extern(name = "_prune_audit_before", volatile, parallel_unsafe)]
 pub fn prune_audit_before(cutoff: Option<TimestampWithTimeZone>) -> i64 {
     let Some(cutoff) = cutoff else {
-        crate::refusal::bad_argument("prune_audit() needs a cutoff, got NULL", "SELECT tenant_guard.prune_audit(interval '90 days');")
+        crate::refusal::bad_argument(
+            "prune_audit() needs a cutoff, got NULL",
+            "SELECT tenant_guard.prune_audit(interval '90 days');",
+        )
     };
     struct Reset;
     impl Drop for Reset {

@@ -16,6 +16,8 @@ pub enum EventKind {
     Protect = 5,
     Unprotect = 6,
     Exempt = 7,
+    Bypass = 8,
+    Tamper = 9,
 }
 
 impl EventKind {
@@ -28,6 +30,8 @@ impl EventKind {
             EventKind::Protect => "protect",
             EventKind::Unprotect => "unprotect",
             EventKind::Exempt => "exempt",
+            EventKind::Bypass => "bypass",
+            EventKind::Tamper => "tamper",
         }
     }
 
@@ -40,6 +44,8 @@ impl EventKind {
             5 => EventKind::Protect,
             6 => EventKind::Unprotect,
             7 => EventKind::Exempt,
+            8 => EventKind::Bypass,
+            9 => EventKind::Tamper,
             _ => return None,
         })
     }
@@ -54,7 +60,10 @@ pub struct FixedText<const N: usize> {
 }
 
 impl<const N: usize> FixedText<N> {
-    pub const EMPTY: Self = FixedText { len: 0, bytes: [0; N] };
+    pub const EMPTY: Self = FixedText {
+        len: 0,
+        bytes: [0; N],
+    };
 
     pub fn set(&mut self, s: &str, max: usize) {
         let limit = max.min(N);
@@ -134,7 +143,11 @@ impl AuditEvent {
         let kind = self.kind().map_or("unknown", EventKind::name);
         let mut out = format!("event={kind}");
         let relations = self.relation_list().join(",");
-        let rows = if self.rows >= 0 { self.rows.to_string() } else { String::new() };
+        let rows = if self.rows >= 0 {
+            self.rows.to_string()
+        } else {
+            String::new()
+        };
         let pid = self.backend_pid.to_string();
         for (key, value) in [
             ("reason", self.reason.as_str()),
@@ -162,7 +175,10 @@ impl AuditEvent {
 
 /// Quotes a log value when it needs it: `"..."` with `\"`, `\\` and `\n` escaped.
 pub fn log_value(v: &str) -> String {
-    if !v.is_empty() && v.chars().all(|c| !c.is_whitespace() && c != '"' && c != '\\' && c != '=') {
+    if !v.is_empty()
+        && v.chars()
+            .all(|c| !c.is_whitespace() && c != '"' && c != '\\' && c != '=')
+    {
         return v.to_string();
     }
     let mut s = String::with_capacity(v.len() + 2);
@@ -195,13 +211,21 @@ pub fn capture(
         ev.database = pg_sys::MyDatabaseId;
         ev.backend_pid = pg_sys::MyProcPid;
         ev.at = pg_sys::GetCurrentTimestamp();
-        ev.role.set(&crate::catalog::role_name(pg_sys::GetUserId()), 64);
-        ev.session_role.set(&crate::catalog::role_name(pg_sys::GetSessionUserId()), 64);
+        ev.role
+            .set(&crate::catalog::role_name(pg_sys::GetUserId()), 64);
+        ev.session_role
+            .set(&crate::catalog::role_name(pg_sys::GetSessionUserId()), 64);
         if !pg_sys::application_name.is_null() {
-            ev.application_name.set(&CStr::from_ptr(pg_sys::application_name).to_string_lossy(), 64);
+            ev.application_name.set(
+                &CStr::from_ptr(pg_sys::application_name).to_string_lossy(),
+                64,
+            );
         }
         if query_max > 0 && !pg_sys::debug_query_string.is_null() {
-            ev.query.set(&CStr::from_ptr(pg_sys::debug_query_string).to_string_lossy(), query_max);
+            ev.query.set(
+                &CStr::from_ptr(pg_sys::debug_query_string).to_string_lossy(),
+                query_max,
+            );
         }
     }
     ev.client_addr.set(&crate::audit_queue::client_addr(), 64);
@@ -237,7 +261,8 @@ mod tests {
         let mut ev = AuditEvent::EMPTY;
         ev.kind = EventKind::Denied as u8;
         ev.reason.set("no_claim", 100);
-        ev.relations.set("public.invoices\u{1f}public.\"we ird\"", 100);
+        ev.relations
+            .set("public.invoices\u{1f}public.\"we ird\"", 100);
         ev.query.set("SELECT \"x\" FROM t", 100);
         ev.backend_pid = 42;
         assert_eq!(
@@ -249,7 +274,7 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips() {
-        for k in 1..=7u8 {
+        for k in 1..=9u8 {
             assert_eq!(EventKind::from_u8(k).map(|e| e as u8), Some(k));
         }
         assert_eq!(EventKind::from_u8(0), None);

@@ -10,7 +10,6 @@
 //! for life). The backend that enqueues starts its database's writer when none runs; a writer
 //! that finds nothing to do for a while leaves, so that it never holds up DROP DATABASE.
 
-
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -149,7 +148,10 @@ pub fn enqueue(ev: &AuditEvent) -> bool {
     unsafe {
         let _lock = Locked::acquire();
         let h = &mut *HEADER;
-        if matches!(ev.kind(), Some(EventKind::Denied) | Some(EventKind::WouldDeny)) {
+        if matches!(
+            ev.kind(),
+            Some(EventKind::Denied) | Some(EventKind::WouldDeny)
+        ) {
             h.denials[denial_index(ev.reason.as_str())] += 1;
         }
         if h.free_top == 0 {
@@ -191,7 +193,13 @@ unsafe fn claim_writer_start(h: &mut Header, database: pg_sys::Oid) -> bool {
     }
     match free {
         Some(i) => {
-            h.writers[i] = WriterSlot { database, state: 1, pid: 0, since: now, attempts: 0 };
+            h.writers[i] = WriterSlot {
+                database,
+                state: 1,
+                pid: 0,
+                since: now,
+                attempts: 0,
+            };
             true
         }
         None => false, // every writer slot is busy; the events wait for one
@@ -230,12 +238,31 @@ pub fn writer_started(database: pg_sys::Oid, pid: i32) {
         let _lock = Locked::acquire();
         let h = &mut *HEADER;
         let now = pg_sys::GetCurrentTimestamp();
-        if let Some(w) = h.writers.iter_mut().find(|w| w.state != 0 && w.database == database) {
-            *w = WriterSlot { database, state: 2, pid, since: now, attempts: 0 };
+        if let Some(w) = h
+            .writers
+            .iter_mut()
+            .find(|w| w.state != 0 && w.database == database)
+        {
+            *w = WriterSlot {
+                database,
+                state: 2,
+                pid,
+                since: now,
+                attempts: 0,
+            };
         } else if let Some(w) = h.writers.iter_mut().find(|w| w.state == 0) {
-            *w = WriterSlot { database, state: 2, pid, since: now, attempts: 0 };
+            *w = WriterSlot {
+                database,
+                state: 2,
+                pid,
+                since: now,
+                attempts: 0,
+            };
         }
-        pg_sys::before_shmem_exit(Some(writer_exit_callback), pg_sys::Datum::from(u32::from(database)));
+        pg_sys::before_shmem_exit(
+            Some(writer_exit_callback),
+            pg_sys::Datum::from(u32::from(database)),
+        );
     }
 }
 
@@ -245,7 +272,11 @@ pub fn writer_connecting(database: pg_sys::Oid) -> u32 {
         let _lock = Locked::acquire();
         let h = &mut *HEADER;
         let now = pg_sys::GetCurrentTimestamp();
-        match h.writers.iter_mut().find(|w| w.state != 0 && w.database == database) {
+        match h
+            .writers
+            .iter_mut()
+            .find(|w| w.state != 0 && w.database == database)
+        {
             Some(w) => {
                 w.attempts += 1;
                 w.since = now;
@@ -253,7 +284,13 @@ pub fn writer_connecting(database: pg_sys::Oid) -> u32 {
             }
             None => match h.writers.iter_mut().find(|w| w.state == 0) {
                 Some(w) => {
-                    *w = WriterSlot { database, state: 1, pid: 0, since: now, attempts: 1 };
+                    *w = WriterSlot {
+                        database,
+                        state: 1,
+                        pid: 0,
+                        since: now,
+                        attempts: 1,
+                    };
                     1
                 }
                 None => 1,

@@ -82,10 +82,12 @@ pub extern "C-unwind" fn tenant_guard_audit_writer_main(arg: pg_sys::Datum) {
 fn write(batch: &[AuditEvent]) {
     let n = batch.len();
     let stored = BackgroundWorker::transaction(|| {
-        let exists = Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('tenant_guard.audit_log') IS NOT NULL")
-            .ok()
-            .flatten()
-            .unwrap_or(false);
+        let exists = Spi::get_one::<bool>(
+            "SELECT pg_catalog.to_regclass('tenant_guard.audit_log') IS NOT NULL",
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
         if exists {
             insert_events(batch);
         }

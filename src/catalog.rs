@@ -82,7 +82,9 @@ unsafe fn quoted(ident: *const std::ffi::c_char) -> String {
     if ident.is_null() {
         return "???".to_string();
     }
-    CStr::from_ptr(pg_sys::quote_identifier(ident)).to_string_lossy().into_owned()
+    CStr::from_ptr(pg_sys::quote_identifier(ident))
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// `schema.table`, each part quoted as needed; `"oid 123"` for a relation that no longer exists.
@@ -138,7 +140,9 @@ pub fn posture(relid: pg_sys::Oid, user: pg_sys::Oid) -> Posture {
 /// Is `user` a member of a role listed in `tenant_guard.trusted_roles`?
 pub fn is_trusted(user: pg_sys::Oid) -> bool {
     settings::trusted_roles().iter().any(|name| {
-        let Ok(c) = std::ffi::CString::new(name.as_str()) else { return false };
+        let Ok(c) = std::ffi::CString::new(name.as_str()) else {
+            return false;
+        };
         unsafe {
             let role = pg_sys::get_role_oid(c.as_ptr(), true);
             // _nosuper: a superuser is not a member of every role for this purpose

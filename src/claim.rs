@@ -93,9 +93,9 @@ pub fn judge_new_value(value: &str, source: pg_sys::GucSource::Type) -> Result<(
         PGC_S_FILE | PGC_S_DYNAMIC_DEFAULT | PGC_S_ENV_VAR | PGC_S_ARGV | PGC_S_GLOBAL => {
             Err(ClaimRejection::ForbiddenSource("the server configuration"))
         }
-        PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER => {
-            Err(ClaimRejection::ForbiddenSource("a role or database default"))
-        }
+        PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER => Err(ClaimRejection::ForbiddenSource(
+            "a role or database default",
+        )),
         PGC_S_CLIENT => Err(ClaimRejection::ForbiddenSource("connection options")),
         PGC_S_TEST => Err(ClaimRejection::ForbiddenSource(
             "a stored setting (ALTER ROLE/DATABASE ... SET, ALTER SYSTEM or a function SET clause)",
@@ -137,7 +137,12 @@ pub fn state<'a>() -> ClaimState<'a> {
         let valid = raw.filter(|v| !v.is_empty()).is_some_and(|v| {
             crate::leader_claims::leader_view(v).is_some_and(|view| view.claim_valid)
         });
-        return evaluate(raw, settings::claim_scope(), if valid { lxid } else { 0 }, lxid);
+        return evaluate(
+            raw,
+            settings::claim_scope(),
+            if valid { lxid } else { 0 },
+            lxid,
+        );
     }
     evaluate(raw, settings::claim_scope(), stamp, lxid)
 }
@@ -146,7 +151,11 @@ pub fn state<'a>() -> ClaimState<'a> {
 pub fn set_defining(on: bool) {
     unsafe {
         DEFINING = if on {
-            Some(if placeholder_changed_in_this_transaction() { current_lxid() } else { 0 })
+            Some(if placeholder_changed_in_this_transaction() {
+                current_lxid()
+            } else {
+                0
+            })
         } else {
             None
         }
@@ -244,7 +253,10 @@ unsafe fn set_check_error(code: PgSqlErrorCode, msg: &str, hint: &str) {
 
 fn set_claim(value: &str, local: bool) {
     let value = std::ffi::CString::new(value).unwrap_or_else(|_| {
-        refusal::bad_argument("the tenant must not contain NUL bytes", "Pass the tenant's identifier.")
+        refusal::bad_argument(
+            "the tenant must not contain NUL bytes",
+            "Pass the tenant's identifier.",
+        )
     });
     let action = if local {
         pg_sys::GucAction::GUC_ACTION_LOCAL
@@ -281,7 +293,10 @@ fn set_tenant(tenant: Option<&str>) -> String {
     };
     if tenant.len() > MAX_CLAIM_BYTES {
         refusal::bad_argument(
-            &format!("the tenant is {} bytes long; at most {MAX_CLAIM_BYTES} are allowed", tenant.len()),
+            &format!(
+                "the tenant is {} bytes long; at most {MAX_CLAIM_BYTES} are allowed",
+                tenant.len()
+            ),
             "Pass the tenant's identifier, not a document or token.",
         );
     }
@@ -322,26 +337,37 @@ fn require_tenant() -> String {
 #[pg_extern(stable, parallel_safe)]
 fn require_tenant_uuid() -> pgrx::Uuid {
     let claim = required();
-    parse_uuid(claim).map(pgrx::Uuid::from_bytes).unwrap_or_else(|| refusal::claim_type_mismatch(claim, "uuid"))
+    parse_uuid(claim)
+        .map(pgrx::Uuid::from_bytes)
+        .unwrap_or_else(|| refusal::claim_type_mismatch(claim, "uuid"))
 }
 
 #[pg_extern(stable, parallel_safe)]
 fn require_tenant_bigint() -> i64 {
     let claim = required();
-    claim.trim().parse::<i64>().unwrap_or_else(|_| refusal::claim_type_mismatch(claim, "bigint"))
+    claim
+        .trim()
+        .parse::<i64>()
+        .unwrap_or_else(|_| refusal::claim_type_mismatch(claim, "bigint"))
 }
 
 #[pg_extern(stable, parallel_safe)]
 fn require_tenant_integer() -> i32 {
     let claim = required();
-    claim.trim().parse::<i32>().unwrap_or_else(|_| refusal::claim_type_mismatch(claim, "integer"))
+    claim
+        .trim()
+        .parse::<i32>()
+        .unwrap_or_else(|_| refusal::claim_type_mismatch(claim, "integer"))
 }
 
 /// Parses the textual forms of a uuid that PostgreSQL accepts: 32 hex digits, optionally in
 /// braces, with an optional hyphen after any group of four digits.
 pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     let s = s.trim();
-    let s = s.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(s);
+    let s = s
+        .strip_prefix('{')
+        .and_then(|x| x.strip_suffix('}'))
+        .unwrap_or(s);
     let mut digits = Vec::with_capacity(32);
     let mut last_was_hyphen = false;
     for c in s.chars() {
@@ -371,23 +397,50 @@ mod tests {
 
     #[test]
     fn empty_and_missing_claims_are_unset() {
-        assert_eq!(evaluate(None, ClaimScope::Transaction, 5, 5), ClaimState::Unset);
-        assert_eq!(evaluate(Some(""), ClaimScope::Session, 5, 5), ClaimState::Unset);
+        assert_eq!(
+            evaluate(None, ClaimScope::Transaction, 5, 5),
+            ClaimState::Unset
+        );
+        assert_eq!(
+            evaluate(Some(""), ClaimScope::Session, 5, 5),
+            ClaimState::Unset
+        );
     }
 
     #[test]
     fn transaction_scope_needs_the_current_transaction_stamp() {
-        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 5, 5), ClaimState::Valid("a"));
-        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 4, 5), ClaimState::Stale);
-        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 0, 0), ClaimState::Stale);
-        assert_eq!(evaluate(Some("a"), ClaimScope::Session, 4, 5), ClaimState::Valid("a"));
+        assert_eq!(
+            evaluate(Some("a"), ClaimScope::Transaction, 5, 5),
+            ClaimState::Valid("a")
+        );
+        assert_eq!(
+            evaluate(Some("a"), ClaimScope::Transaction, 4, 5),
+            ClaimState::Stale
+        );
+        assert_eq!(
+            evaluate(Some("a"), ClaimScope::Transaction, 0, 0),
+            ClaimState::Stale
+        );
+        assert_eq!(
+            evaluate(Some("a"), ClaimScope::Session, 4, 5),
+            ClaimState::Valid("a")
+        );
     }
 
     #[test]
     fn parallel_workers_follow_what_the_leader_vouches_for() {
-        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 9, 9), ClaimState::Valid("a"));
-        assert_eq!(evaluate(Some("a"), ClaimScope::Transaction, 0, 9), ClaimState::Stale);
-        assert_eq!(evaluate(Some(""), ClaimScope::Transaction, 9, 9), ClaimState::Unset);
+        assert_eq!(
+            evaluate(Some("a"), ClaimScope::Transaction, 9, 9),
+            ClaimState::Valid("a")
+        );
+        assert_eq!(
+            evaluate(Some("a"), ClaimScope::Transaction, 0, 9),
+            ClaimState::Stale
+        );
+        assert_eq!(
+            evaluate(Some(""), ClaimScope::Transaction, 9, 9),
+            ClaimState::Unset
+        );
     }
 
     #[test]
@@ -395,8 +448,18 @@ mod tests {
         use pg_sys::GucSource::*;
         assert!(judge_new_value("acme", PGC_S_SESSION).is_ok());
         assert!(judge_new_value("", PGC_S_FILE).is_ok());
-        for src in [PGC_S_FILE, PGC_S_DATABASE, PGC_S_USER, PGC_S_DATABASE_USER, PGC_S_CLIENT, PGC_S_TEST] {
-            assert!(matches!(judge_new_value("acme", src), Err(ClaimRejection::ForbiddenSource(_))));
+        for src in [
+            PGC_S_FILE,
+            PGC_S_DATABASE,
+            PGC_S_USER,
+            PGC_S_DATABASE_USER,
+            PGC_S_CLIENT,
+            PGC_S_TEST,
+        ] {
+            assert!(matches!(
+                judge_new_value("acme", src),
+                Err(ClaimRejection::ForbiddenSource(_))
+            ));
         }
         assert_eq!(
             judge_new_value(&"x".repeat(257), PGC_S_SESSION),
@@ -417,6 +480,9 @@ mod tests {
         assert!(parse_uuid("a0ee--bc999c0b4ef8bb6d6bb9bd380a11").is_none());
         assert!(parse_uuid("acme").is_none());
         assert!(parse_uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1z").is_none());
-        assert_eq!(parse_uuid("00000000-0000-0000-0000-000000000001").unwrap()[15], 1);
+        assert_eq!(
+            parse_uuid("00000000-0000-0000-0000-000000000001").unwrap()[15],
+            1
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! `judge()`; nothing here touches PostgreSQL, so every rule is unit-tested without a server.
 
 use crate::claim::ClaimState;
+use crate::tamper::Tamper;
 
 /// How row security applies to the role that the executor checks for one relation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,10 @@ pub struct RelationFacts {
     pub named_directly: bool,
     /// The statement opens a `WITH HOLD` cursor while `claim_scope = transaction`.
     pub hold_cursor_in_transaction_scope: bool,
+    /// The statement copies what it reads into a new, unprotected relation (CREATE TABLE AS, ...).
+    pub copies_into_unprotected: Option<&'static str>,
+    /// The role runs inside an audited admin bypass.
+    pub in_bypass: bool,
 }
 
 /// Why a statement is refused.
@@ -41,6 +46,7 @@ pub enum Refusal {
     HoldCursor,
     TenantSwitch { from: String, to: String },
     PolicyVoidingRole(Posture),
+    Tamper(Tamper),
 }
 
 impl Refusal {
@@ -57,6 +63,7 @@ impl Refusal {
             Refusal::PolicyVoidingRole(Posture::OwnerNotForced) => "owner_not_forced",
             Refusal::PolicyVoidingRole(Posture::TableRlsDisabled) => "rls_disabled",
             Refusal::PolicyVoidingRole(Posture::Filtered) => "policy",
+            Refusal::Tamper(t) => t.code(),
         }
     }
 }
@@ -64,7 +71,12 @@ impl Refusal {
 /// A row limit for a statement: each table it reads has its own override or else the setting
 /// (0 = no limit for that table); the statement gets the tightest. `None`: no limit.
 pub fn row_limit(setting: i32, overrides: impl IntoIterator<Item = Option<i32>>) -> Option<u64> {
-    overrides.into_iter().map(|o| o.unwrap_or(setting)).filter(|v| *v > 0).map(|v| v as u64).min()
+    overrides
+        .into_iter()
+        .map(|o| o.unwrap_or(setting))
+        .filter(|v| *v > 0)
+        .map(|v| v as u64)
+        .min()
 }
 
 /// Is a completed read broad? (`rows` returned, `threshold` from `row_limit`, trusted role used.)
@@ -85,6 +97,12 @@ pub fn judge(
     posture: impl FnOnce() -> Posture,
     trusted: impl FnOnce() -> bool,
 ) -> Result<(), Refusal> {
+    if facts.in_bypass {
+        return Ok(()); // audited by the caller, statement by statement
+    }
+    if let Some(command) = facts.copies_into_unprotected {
+        return Err(Refusal::Tamper(Tamper::CopyIntoUnprotected(command)));
+    }
     if !facts.registered && facts.named_directly {
         return Err(Refusal::UnprotectedChild);
     }
@@ -98,7 +116,10 @@ pub fn judge(
     };
     if let Some(earlier) = tenant_of_transaction {
         if earlier != tenant {
-            return Err(Refusal::TenantSwitch { from: earlier.to_string(), to: tenant.to_string() });
+            return Err(Refusal::TenantSwitch {
+                from: earlier.to_string(),
+                to: tenant.to_string(),
+            });
         }
     }
     match posture() {
@@ -118,8 +139,13 @@ pub fn judge(
 mod tests {
     use super::*;
 
-    const DIRECT: RelationFacts =
-        RelationFacts { registered: true, named_directly: true, hold_cursor_in_transaction_scope: false };
+    const DIRECT: RelationFacts = RelationFacts {
+        registered: true,
+        named_directly: true,
+        hold_cursor_in_transaction_scope: false,
+        copies_into_unprotected: None,
+        in_bypass: false,
+    };
 
     fn never<T>() -> T {
         panic!("must not be evaluated")
@@ -139,43 +165,102 @@ mod tests {
 
     #[test]
     fn filtered_role_with_claim_is_allowed() {
-        assert_eq!(judge(DIRECT, ClaimState::Valid("a"), None, || Posture::Filtered, never), Ok(()));
-        assert_eq!(judge(DIRECT, ClaimState::Valid("a"), Some("a"), || Posture::Filtered, never), Ok(()));
+        assert_eq!(
+            judge(
+                DIRECT,
+                ClaimState::Valid("a"),
+                None,
+                || Posture::Filtered,
+                never
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            judge(
+                DIRECT,
+                ClaimState::Valid("a"),
+                Some("a"),
+                || Posture::Filtered,
+                never
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn switching_tenant_inside_a_transaction_is_refused() {
         assert_eq!(
-            judge(DIRECT, ClaimState::Valid("b"), Some("a"), || Posture::Filtered, never),
-            Err(Refusal::TenantSwitch { from: "a".into(), to: "b".into() })
+            judge(
+                DIRECT,
+                ClaimState::Valid("b"),
+                Some("a"),
+                || Posture::Filtered,
+                never
+            ),
+            Err(Refusal::TenantSwitch {
+                from: "a".into(),
+                to: "b".into()
+            })
         );
     }
 
     #[test]
     fn policy_voiding_roles_are_refused_unless_trusted() {
-        for p in [Posture::Superuser, Posture::BypassRls, Posture::OwnerNotForced] {
+        for p in [
+            Posture::Superuser,
+            Posture::BypassRls,
+            Posture::OwnerNotForced,
+        ] {
             assert_eq!(
                 judge(DIRECT, ClaimState::Valid("a"), None, || p, || false),
                 Err(Refusal::PolicyVoidingRole(p))
             );
-            assert_eq!(judge(DIRECT, ClaimState::Valid("a"), None, || p, || true), Ok(()));
+            assert_eq!(
+                judge(DIRECT, ClaimState::Valid("a"), None, || p, || true),
+                Ok(())
+            );
         }
     }
 
     #[test]
     fn disabled_row_security_is_refused_even_for_trusted_roles() {
         assert_eq!(
-            judge(DIRECT, ClaimState::Valid("a"), None, || Posture::TableRlsDisabled, || true),
+            judge(
+                DIRECT,
+                ClaimState::Valid("a"),
+                None,
+                || Posture::TableRlsDisabled,
+                || true
+            ),
             Err(Refusal::PolicyVoidingRole(Posture::TableRlsDisabled))
         );
     }
 
     #[test]
     fn unprotected_children_are_refused_only_when_named() {
-        let child = RelationFacts { registered: false, ..DIRECT };
-        assert_eq!(judge(child, ClaimState::Valid("a"), None, never, never), Err(Refusal::UnprotectedChild));
-        let expanded = RelationFacts { registered: false, named_directly: false, ..DIRECT };
-        assert_eq!(judge(expanded, ClaimState::Valid("a"), None, || Posture::Filtered, never), Ok(()));
+        let child = RelationFacts {
+            registered: false,
+            ..DIRECT
+        };
+        assert_eq!(
+            judge(child, ClaimState::Valid("a"), None, never, never),
+            Err(Refusal::UnprotectedChild)
+        );
+        let expanded = RelationFacts {
+            registered: false,
+            named_directly: false,
+            ..DIRECT
+        };
+        assert_eq!(
+            judge(
+                expanded,
+                ClaimState::Valid("a"),
+                None,
+                || Posture::Filtered,
+                never
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -183,8 +268,16 @@ mod tests {
         assert_eq!(row_limit(1000, [None, None]), Some(1000));
         assert_eq!(row_limit(1000, [Some(50), None, Some(10)]), Some(10));
         assert_eq!(row_limit(0, [None]), None);
-        assert_eq!(row_limit(1000, [Some(0)]), None, "a table override of 0 turns the limit off");
-        assert_eq!(row_limit(1000, [Some(0), None]), Some(1000), "only for that table");
+        assert_eq!(
+            row_limit(1000, [Some(0)]),
+            None,
+            "a table override of 0 turns the limit off"
+        );
+        assert_eq!(
+            row_limit(1000, [Some(0), None]),
+            Some(1000),
+            "only for that table"
+        );
         assert_eq!(row_limit(0, [Some(5), None]), Some(5));
     }
 
@@ -193,12 +286,47 @@ mod tests {
         assert!(!is_broad_read(999, Some(1000), false));
         assert!(is_broad_read(1000, Some(1000), false));
         assert!(!is_broad_read(5000, None, false));
-        assert!(is_broad_read(0, None, true), "every read of a trusted role is broad");
+        assert!(
+            is_broad_read(0, None, true),
+            "every read of a trusted role is broad"
+        );
+    }
+
+    #[test]
+    fn a_bypass_admits_everything_the_guard_would_refuse() {
+        let facts = RelationFacts {
+            in_bypass: true,
+            hold_cursor_in_transaction_scope: true,
+            copies_into_unprotected: Some("CREATE TABLE AS"),
+            ..DIRECT
+        };
+        assert_eq!(
+            judge(facts, ClaimState::Unset, Some("a"), never, never),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn copying_protected_rows_into_a_new_relation_is_tampering() {
+        let facts = RelationFacts {
+            copies_into_unprotected: Some("SELECT INTO"),
+            ..DIRECT
+        };
+        assert_eq!(
+            judge(facts, ClaimState::Valid("a"), None, never, never),
+            Err(Refusal::Tamper(Tamper::CopyIntoUnprotected("SELECT INTO")))
+        );
     }
 
     #[test]
     fn hold_cursors_are_refused_before_anything_else() {
-        let hold = RelationFacts { hold_cursor_in_transaction_scope: true, ..DIRECT };
-        assert_eq!(judge(hold, ClaimState::Valid("a"), None, never, never), Err(Refusal::HoldCursor));
+        let hold = RelationFacts {
+            hold_cursor_in_transaction_scope: true,
+            ..DIRECT
+        };
+        assert_eq!(
+            judge(hold, ClaimState::Valid("a"), None, never, never),
+            Err(Refusal::HoldCursor)
+        );
     }
 }

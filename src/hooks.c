@@ -10,6 +10,9 @@
  */
 #include "postgres.h"
 
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
+#include "catalog/dependency.h"
 #include "executor/executor.h"
 /*
  * libpq-be.h wants <gssapi/gssapi.h> when the server was built with GSSAPI; we only read
@@ -33,12 +36,14 @@ extern void tenant_guard_row_cap_exceeded(QueryDesc *query_desc, uint64 cap, uin
 extern void tenant_guard_executor_end(QueryDesc *query_desc);
 extern void tenant_guard_utility_enter(PlannedStmt *pstmt);
 extern void tenant_guard_utility_leave(void);
+extern void tenant_guard_object_access(bool truncate, Oid relid, int sub_id, bool internal);
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
 static ExecutorEnd_hook_type prev_executor_end = NULL;
 static ExecutorCheckPerms_hook_type prev_check_perms = NULL;
 static ProcessUtility_hook_type prev_process_utility = NULL;
+static object_access_hook_type prev_object_access = NULL;
 
 /*
  * ExecutorStart: once per query, before execution (also for plain EXPLAIN). The range-table
@@ -198,6 +203,28 @@ tg_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_
 	PG_END_TRY();
 }
 
+/*
+ * object_access_hook: every DROP and TRUNCATE of a relation, by whatever route (CASCADE,
+ * DROP SCHEMA, DROP OWNED, partitions). Rust refuses what would remove a protected table.
+ */
+static void
+tg_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void *arg)
+{
+	if (prev_object_access)
+		prev_object_access(access, class_id, object_id, sub_id, arg);
+	if (class_id != RelationRelationId)
+		return;
+	if (access == OAT_TRUNCATE)
+		tenant_guard_object_access(true, object_id, sub_id, false);
+	else if (access == OAT_DROP)
+	{
+		ObjectAccessDrop *drop = (ObjectAccessDrop *) arg;
+
+		tenant_guard_object_access(false, object_id, sub_id,
+								   drop && (drop->dropflags & PERFORM_DELETION_INTERNAL) != 0);
+	}
+}
+
 /* Called once from _PG_init under shared_preload_libraries. */
 void
 tenant_guard_install_hooks(void)
@@ -212,6 +239,8 @@ tenant_guard_install_hooks(void)
 	ExecutorCheckPerms_hook = tg_check_perms;
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = tg_process_utility;
+	prev_object_access = object_access_hook;
+	object_access_hook = tg_object_access;
 }
 
 /* The client's address as the server saw it ("" for none); no SQL, usable anywhere. */

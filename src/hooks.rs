@@ -17,11 +17,12 @@ use crate::audit;
 use crate::audit_event::EventKind;
 use crate::catalog;
 use crate::claim::{self, ClaimState};
-use crate::guard::{self, RelationFacts, Refusal};
+use crate::guard::{self, Refusal, RelationFacts};
 use crate::leader_claims;
 use crate::refusal;
 use crate::registry;
 use crate::settings::{self, ClaimScope, Enforce};
+use crate::tamper::{self, Tamper};
 
 #[cfg(not(feature = "pg15"))]
 compile_error!("tenant_guard's hooks are written against PostgreSQL 15 (ExecutorCheckPerms_hook changed in 16)");
@@ -39,6 +40,8 @@ pub struct Admitted {
     pub broad_read_rows: Option<u64>,
     /// Rows sent by completed ExecutorRun calls (every FETCH of a cursor adds its own).
     pub rows_sent: u64,
+    /// Admitted under an admin bypass with this reason: every statement is audited as `bypass`.
+    pub bypass_reason: Option<String>,
 }
 
 thread_local! {
@@ -50,8 +53,11 @@ thread_local! {
     static TENANT_OF_TRANSACTION: RefCell<Option<String>> = const { RefCell::new(None) };
     /// The command being started (for audit events): "SELECT", "INSERT", "COPY", ...
     static COMMAND: Cell<&'static str> = const { Cell::new("") };
-    /// Saved (EXPLAIN_ONLY, COMMAND) of the enclosing ExecutorStart / ProcessUtility calls.
-    static SAVED: RefCell<Vec<(bool, &'static str)>> = const { RefCell::new(Vec::new()) };
+    /// The innermost utility statement in progress ("CREATE TABLE AS", ...), if any.
+    static UTILITY_COMMAND: Cell<&'static str> = const { Cell::new("") };
+    /// Saved (EXPLAIN_ONLY, COMMAND, UTILITY_COMMAND) of the enclosing ExecutorStart /
+    /// ProcessUtility calls.
+    static SAVED: RefCell<Vec<(bool, &'static str, &'static str)>> = const { RefCell::new(Vec::new()) };
     /// What the last range-table check admitted (taken by ExecutorStart right after).
     static LAST_ADMITTED: RefCell<Option<Admitted>> = const { RefCell::new(None) };
     /// Admitted queries that read protected tables, by QueryDesc address.
@@ -71,8 +77,16 @@ fn command_of(operation: pg_sys::CmdType::Type) -> &'static str {
 }
 
 /// The admitted-query record of a QueryDesc, if any.
-pub fn with_admitted<R>(query_desc: *mut pg_sys::QueryDesc, f: impl FnOnce(&Admitted) -> R) -> Option<R> {
-    QUERIES.with(|q| q.borrow().iter().find(|(k, _)| *k == query_desc as usize).map(|(_, a)| f(a)))
+pub fn with_admitted<R>(
+    query_desc: *mut pg_sys::QueryDesc,
+    f: impl FnOnce(&Admitted) -> R,
+) -> Option<R> {
+    QUERIES.with(|q| {
+        q.borrow()
+            .iter()
+            .find(|(k, _)| *k == query_desc as usize)
+            .map(|(_, a)| f(a))
+    })
 }
 
 /// Sets a thread-local flag for the life of the value (used around our own queries).
@@ -89,15 +103,23 @@ impl Drop for FlagScope {
     }
 }
 
-fn push_state(explain_only: bool, command: &'static str) {
-    let old = (EXPLAIN_ONLY.with(|f| f.replace(explain_only)), COMMAND.with(|c| c.replace(command)));
+fn push_state(explain_only: bool, command: &'static str, utility: Option<&'static str>) {
+    let old = (
+        EXPLAIN_ONLY.with(|f| f.replace(explain_only)),
+        COMMAND.with(|c| c.replace(command)),
+        UTILITY_COMMAND.with(|c| match utility {
+            Some(u) => c.replace(u),
+            None => c.get(),
+        }),
+    );
     SAVED.with(|s| s.borrow_mut().push(old));
 }
 
 fn pop_state() {
-    if let Some((explain_only, command)) = SAVED.with(|s| s.borrow_mut().pop()) {
+    if let Some((explain_only, command, utility)) = SAVED.with(|s| s.borrow_mut().pop()) {
         EXPLAIN_ONLY.with(|f| f.set(explain_only));
         COMMAND.with(|c| c.set(command));
+        UTILITY_COMMAND.with(|c| c.set(utility));
     }
 }
 
@@ -112,8 +134,15 @@ pub fn init() {
 /// command runs. The decision is taken in ExecutorCheckPerms, called from inside.
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn tenant_guard_executor_start_enter(query_desc: *mut pg_sys::QueryDesc, eflags: c_int) {
-    push_state(eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0, command_of((*query_desc).operation));
+pub unsafe extern "C-unwind" fn tenant_guard_executor_start_enter(
+    query_desc: *mut pg_sys::QueryDesc,
+    eflags: c_int,
+) {
+    push_state(
+        eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0,
+        command_of((*query_desc).operation),
+        None,
+    );
     LAST_ADMITTED.with(|a| a.borrow_mut().take());
     // A query that failed inside a savepoint leaves its record behind; a new query may get the
     // same address.
@@ -131,17 +160,28 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_start_leave() {
 /// admitted for ExecutorRun (row cap, claim still the same) and ExecutorEnd (broad reads).
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn tenant_guard_executor_start_done(query_desc: *mut pg_sys::QueryDesc, eflags: c_int) {
+pub unsafe extern "C-unwind" fn tenant_guard_executor_start_done(
+    query_desc: *mut pg_sys::QueryDesc,
+    eflags: c_int,
+) {
     if !registry::is_empty() {
         let claim = claim::state();
         TENANT_OF_TRANSACTION.with(|t| {
-            let valid = if let ClaimState::Valid(v) = claim { Some(v) } else { None };
-            leader_claims::publish(valid, t.borrow().as_deref());
+            let valid = if let ClaimState::Valid(v) = claim {
+                Some(v)
+            } else {
+                None
+            };
+            let user = pg_sys::GetUserId();
+            let bypass = crate::bypass::active_for(user).map(|_| user);
+            leader_claims::publish(valid, t.borrow().as_deref(), bypass);
         });
     }
     let explain_only = eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0;
     if let Some(admitted) = LAST_ADMITTED.with(|a| a.borrow_mut().take()) {
-        if !explain_only && pg_sys::ParallelWorkerNumber < 0 && (*query_desc).operation == pg_sys::CmdType::CMD_SELECT {
+        let keep = (*query_desc).operation == pg_sys::CmdType::CMD_SELECT
+            || admitted.bypass_reason.is_some();
+        if !explain_only && pg_sys::ParallelWorkerNumber < 0 && keep {
             QUERIES.with(|q| q.borrow_mut().push((query_desc as usize, admitted)));
         }
     }
@@ -150,7 +190,10 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_start_done(query_desc: *mu
 /// ExecutorCheckPerms (after the previous hook): the executor guard. See `guard_range_table`.
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn tenant_guard_check_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bool {
+pub unsafe extern "C-unwind" fn tenant_guard_check_range_table(
+    range_table: *mut pg_sys::List,
+    ereport: bool,
+) -> bool {
     guard_range_table(range_table, ereport)
 }
 
@@ -162,15 +205,27 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_run_cap(
     query_desc: *mut pg_sys::QueryDesc,
     already_sent: *mut u64,
 ) -> u64 {
-    let Some((tenant, cap, relid, sent)) =
-        with_admitted(query_desc, |a| (a.tenant.clone(), a.max_rows, a.relids.first().copied(), a.rows_sent))
-    else {
+    let Some((tenant, cap, relid, sent, bypass)) = with_admitted(query_desc, |a| {
+        (
+            a.tenant.clone(),
+            a.max_rows,
+            a.relids.first().copied(),
+            a.rows_sent,
+            a.bypass_reason.is_some(),
+        )
+    }) else {
         return 0;
     };
+    if bypass {
+        return 0;
+    }
     *already_sent = sent;
     let refusal = match claim::state() {
         ClaimState::Valid(now) if now == tenant => None,
-        ClaimState::Valid(now) => Some(Refusal::TenantSwitch { from: tenant.clone(), to: now.to_string() }),
+        ClaimState::Valid(now) => Some(Refusal::TenantSwitch {
+            from: tenant.clone(),
+            to: now.to_string(),
+        }),
         ClaimState::Unset => Some(Refusal::NoClaim { stale: false }),
         ClaimState::Stale => Some(Refusal::NoClaim { stale: true }),
     };
@@ -183,9 +238,16 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_run_cap(
 /// ExecutorRun, after success: adds this call's rows to the query's total.
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn tenant_guard_executor_run_done(query_desc: *mut pg_sys::QueryDesc, rows: u64) {
+pub unsafe extern "C-unwind" fn tenant_guard_executor_run_done(
+    query_desc: *mut pg_sys::QueryDesc,
+    rows: u64,
+) {
     QUERIES.with(|q| {
-        if let Some((_, a)) = q.borrow_mut().iter_mut().find(|(k, _)| *k == query_desc as usize) {
+        if let Some((_, a)) = q
+            .borrow_mut()
+            .iter_mut()
+            .find(|(k, _)| *k == query_desc as usize)
+        {
             a.rows_sent += rows;
         }
     });
@@ -194,12 +256,29 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_run_done(query_desc: *mut 
 /// The row cap was reached: audit and refuse the row past it (54000).
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn tenant_guard_row_cap_exceeded(query_desc: *mut pg_sys::QueryDesc, cap: u64, sent: u64) {
+pub unsafe extern "C-unwind" fn tenant_guard_row_cap_exceeded(
+    query_desc: *mut pg_sys::QueryDesc,
+    cap: u64,
+    sent: u64,
+) {
     let (names, tenant) = with_admitted(query_desc, |a| {
-        (a.relids.iter().map(|r| catalog::qualified_name(*r)).collect::<Vec<_>>(), a.tenant.clone())
+        (
+            a.relids
+                .iter()
+                .map(|r| catalog::qualified_name(*r))
+                .collect::<Vec<_>>(),
+            a.tenant.clone(),
+        )
     })
     .unwrap_or_default();
-    audit::guard_event(EventKind::RowCap, &format!("max_rows={cap}"), &names, "SELECT", Some(sent as i64 + 1), Some(&tenant));
+    audit::guard_event(
+        EventKind::RowCap,
+        &format!("max_rows={cap}"),
+        &names,
+        "SELECT",
+        Some(sent as i64 + 1),
+        Some(&tenant),
+    );
     refusal::raise(
         PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         format!("statement returns more than {cap} rows from protected table {}", names.join(", ")),
@@ -214,18 +293,48 @@ pub unsafe extern "C-unwind" fn tenant_guard_row_cap_exceeded(query_desc: *mut p
 pub unsafe extern "C-unwind" fn tenant_guard_executor_end(query_desc: *mut pg_sys::QueryDesc) {
     let admitted = QUERIES.with(|q| {
         let mut q = q.borrow_mut();
-        q.iter().position(|(k, _)| *k == query_desc as usize).map(|i| q.swap_remove(i).1)
+        q.iter()
+            .position(|(k, _)| *k == query_desc as usize)
+            .map(|i| q.swap_remove(i).1)
     });
     let Some(a) = admitted else { return };
     let rows = a.rows_sent;
+    if let Some(reason) = &a.bypass_reason {
+        let names: Vec<String> = a
+            .relids
+            .iter()
+            .map(|r| catalog::qualified_name(*r))
+            .collect();
+        let command = command_of((*query_desc).operation);
+        audit::guard_event(
+            EventKind::Bypass,
+            reason,
+            &names,
+            command,
+            Some(rows as i64),
+            None,
+        );
+        return;
+    }
     if guard::is_broad_read(rows, a.broad_read_rows, a.via_trusted_role) {
         let reason = if a.via_trusted_role {
             "trusted_role".to_string()
         } else {
             format!("rows>={}", a.broad_read_rows.unwrap_or(0))
         };
-        let names: Vec<String> = a.relids.iter().map(|r| catalog::qualified_name(*r)).collect();
-        audit::guard_event(EventKind::BroadRead, &reason, &names, "SELECT", Some(rows as i64), Some(&a.tenant));
+        let names: Vec<String> = a
+            .relids
+            .iter()
+            .map(|r| catalog::qualified_name(*r))
+            .collect();
+        audit::guard_event(
+            EventKind::BroadRead,
+            &reason,
+            &names,
+            "SELECT",
+            Some(rows as i64),
+            Some(&a.tenant),
+        );
     }
 }
 
@@ -234,13 +343,18 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_end(query_desc: *mut pg_sy
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn tenant_guard_utility_enter(pstmt: *mut pg_sys::PlannedStmt) {
     let stmt = (*pstmt).utilityStmt;
-    let tag = if stmt.is_null() { std::ptr::null() } else { pg_sys::CreateCommandName(stmt) };
+    let tag = if stmt.is_null() {
+        std::ptr::null()
+    } else {
+        pg_sys::CreateCommandName(stmt)
+    };
     let command = if tag.is_null() {
         "UTILITY"
     } else {
         std::ffi::CStr::from_ptr(tag).to_str().unwrap_or("UTILITY")
     };
-    push_state(EXPLAIN_ONLY.with(|f| f.get()), command);
+    push_state(EXPLAIN_ONLY.with(|f| f.get()), command, Some(command));
+    check_utility_tampering(stmt, command);
 }
 
 /// ProcessUtility, always after the standard work.
@@ -248,6 +362,179 @@ pub unsafe extern "C-unwind" fn tenant_guard_utility_enter(pstmt: *mut pg_sys::P
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn tenant_guard_utility_leave() {
     pop_state();
+}
+
+/// Is the tamper guard on for this statement? (Off for the helpers' own DDL, internal work, and
+/// enforce = off.)
+unsafe fn tamper_guard_applies() -> bool {
+    settings::enforce() != Enforce::Off
+        && !tamper::in_helper()
+        && !crate::audit_writer::is_audit_writer()
+        && !pg_sys::creating_extension
+        && !pg_sys::IsBinaryUpgrade
+        && pg_sys::IsTransactionState()
+}
+
+/// Refuses (or, under a bypass, audits) one tampering change to a protected table.
+unsafe fn judge_tampering(relid: pg_sys::Oid, change: Tamper, command: &str) {
+    let user = pg_sys::GetUserId();
+    if let Some(reason) = current_bypass() {
+        let name = catalog::qualified_name(relid);
+        audit::guard_event(EventKind::Bypass, &reason, &[name], command, None, None);
+        return;
+    }
+    report_refusal(&Refusal::Tamper(change), relid, user, command);
+}
+
+unsafe fn relid_of(rv: *mut pg_sys::RangeVar) -> pg_sys::Oid {
+    if rv.is_null() {
+        return pg_sys::InvalidOid;
+    }
+    pg_sys::RangeVarGetRelidExtended(
+        rv,
+        pg_sys::NoLock as pg_sys::LOCKMODE,
+        pg_sys::RVROption::RVR_MISSING_OK,
+        None,
+        std::ptr::null_mut(),
+    )
+}
+
+unsafe fn is_tenant_column(
+    relid: pg_sys::Oid,
+    entry: &registry::Entry,
+    column: *const std::ffi::c_char,
+) -> bool {
+    !column.is_null()
+        && entry.tenant_attnum > 0
+        && pg_sys::get_attnum(relid, column) == entry.tenant_attnum
+}
+
+/// Finds, in one utility statement, the changes that would weaken a protected table:
+/// ALTER TABLE (row security off, owner, tenant column type, detaching an unprotected
+/// partition), renaming the tenant column, and creating, altering, renaming or dropping a policy.
+/// TRUNCATE and DROP are judged in the object-access hook, which sees every route to them.
+#[allow(non_upper_case_globals)]
+unsafe fn check_utility_tampering(stmt: *mut pg_sys::Node, command: &'static str) {
+    if stmt.is_null() || !tamper_guard_applies() {
+        return;
+    }
+    registry::refresh();
+    if registry::is_empty() {
+        return;
+    }
+    let protected = |relid: pg_sys::Oid| registry::lookup(relid).filter(|e| e.registered);
+    match (*stmt).type_ {
+        pg_sys::NodeTag::T_AlterTableStmt => {
+            let alter = stmt as *mut pg_sys::AlterTableStmt;
+            let relid = relid_of((*alter).relation);
+            let Some(entry) = protected(relid) else {
+                return;
+            };
+            for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*alter).cmds).iter_ptr() {
+                use pg_sys::AlterTableType::*;
+                let change = match (*cmd).subtype {
+                    AT_DisableRowSecurity => Some(Tamper::DisableRowSecurity),
+                    AT_NoForceRowSecurity => Some(Tamper::NoForceRowSecurity),
+                    AT_ChangeOwner => Some(Tamper::ChangeOwner),
+                    AT_AlterColumnType if is_tenant_column(relid, &entry, (*cmd).name) => {
+                        Some(Tamper::RetypeTenantColumn)
+                    }
+                    AT_DetachPartition => {
+                        let part = (*cmd).def as *mut pg_sys::PartitionCmd;
+                        let child = if part.is_null() {
+                            pg_sys::InvalidOid
+                        } else {
+                            relid_of((*part).name)
+                        };
+                        (child != pg_sys::InvalidOid && protected(child).is_none())
+                            .then_some(Tamper::DetachUnprotectedPartition)
+                    }
+                    _ => None,
+                };
+                if let Some(change) = change {
+                    judge_tampering(relid, change, command);
+                }
+            }
+        }
+        pg_sys::NodeTag::T_RenameStmt => {
+            let rename = stmt as *mut pg_sys::RenameStmt;
+            let relid = relid_of((*rename).relation);
+            let Some(entry) = protected(relid) else {
+                return;
+            };
+            match (*rename).renameType {
+                pg_sys::ObjectType::OBJECT_COLUMN
+                    if is_tenant_column(relid, &entry, (*rename).subname) =>
+                {
+                    judge_tampering(relid, Tamper::RenameTenantColumn, command)
+                }
+                pg_sys::ObjectType::OBJECT_POLICY => {
+                    judge_tampering(relid, Tamper::AlterPolicy, command)
+                }
+                _ => {}
+            }
+        }
+        pg_sys::NodeTag::T_CreatePolicyStmt => {
+            let relid = relid_of((*(stmt as *mut pg_sys::CreatePolicyStmt)).table);
+            if protected(relid).is_some() {
+                judge_tampering(relid, Tamper::CreatePolicy, command);
+            }
+        }
+        pg_sys::NodeTag::T_AlterPolicyStmt => {
+            let relid = relid_of((*(stmt as *mut pg_sys::AlterPolicyStmt)).table);
+            if protected(relid).is_some() {
+                judge_tampering(relid, Tamper::AlterPolicy, command);
+            }
+        }
+        pg_sys::NodeTag::T_DropStmt => {
+            let drop = stmt as *mut pg_sys::DropStmt;
+            if (*drop).removeType != pg_sys::ObjectType::OBJECT_POLICY {
+                return;
+            }
+            // Each object is a name list: [schema.]table.policy
+            for names in PgList::<pg_sys::List>::from_pg((*drop).objects).iter_ptr() {
+                let len = PgList::<pg_sys::Node>::from_pg(names).len();
+                if len < 2 {
+                    continue;
+                }
+                let table = pg_sys::list_truncate(pg_sys::list_copy(names), (len - 1) as i32);
+                let relid = relid_of(pg_sys::makeRangeVarFromNameList(table));
+                if protected(relid).is_some() {
+                    judge_tampering(relid, Tamper::DropPolicy, command);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Object access (OAT_DROP, OAT_TRUNCATE of relations): called for every object PostgreSQL
+/// drops or truncates, whatever the route (DROP ... CASCADE, DROP SCHEMA, DROP OWNED, TRUNCATE
+/// ... CASCADE, partitions). Refuses dropping a protected root table or its tenant column, and
+/// truncating any protected table.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tenant_guard_object_access(
+    truncate: bool,
+    relid: pg_sys::Oid,
+    sub_id: c_int,
+    internal: bool,
+) {
+    if internal || !tamper_guard_applies() {
+        return;
+    }
+    registry::refresh();
+    let Some(entry) = registry::lookup(relid).filter(|e| e.registered) else {
+        return;
+    };
+    let command = COMMAND.with(|c| c.get());
+    if truncate {
+        judge_tampering(relid, Tamper::Truncate, command);
+    } else if sub_id == 0 && entry.root {
+        judge_tampering(relid, Tamper::DropTable, command);
+    } else if sub_id > 0 && sub_id as i16 == entry.tenant_attnum {
+        judge_tampering(relid, Tamper::DropTenantColumn, command);
+    }
 }
 
 /// Is a holdable cursor being opened or persisted right now? Its rows would outlive the claim.
@@ -261,8 +548,14 @@ unsafe fn report_refusal(refusal: &Refusal, relid: pg_sys::Oid, user: pg_sys::Oi
     let mode = settings::enforce();
     let name = catalog::qualified_name(relid);
     let message = refusal::describe(refusal, &name, &catalog::role_name(user));
-    let kind = if mode == Enforce::Shadow { EventKind::WouldDeny } else { EventKind::Denied };
-    let tenant = settings::tenant_id_raw().and_then(|c| c.to_str().ok()).filter(|t| !t.is_empty());
+    let kind = if mode == Enforce::Shadow {
+        EventKind::WouldDeny
+    } else {
+        EventKind::Denied
+    };
+    let tenant = settings::tenant_id_raw()
+        .and_then(|c| c.to_str().ok())
+        .filter(|t| !t.is_empty());
     // The event is queued before the error is raised: it outlives the abort.
     audit::guard_event(kind, refusal.code(), &[name], command, None, tenant);
     match mode {
@@ -295,6 +588,8 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
         return true;
     }
     let hold_cursor = in_holdable_cursor();
+    let copies_into_unprotected = copying_utility();
+    let bypass_reason = current_bypass();
     let rtable = PgList::<pg_sys::RangeTblEntry>::from_pg(range_table);
     let mut claim_used = None;
     let mut admitted: Vec<pg_sys::Oid> = Vec::new();
@@ -306,23 +601,34 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
             continue;
         }
         let relid = (*rte).relid;
-        let Some(entry) = registry::lookup(relid) else { continue };
+        let Some(entry) = registry::lookup(relid) else {
+            continue;
+        };
         let facts = RelationFacts {
             registered: entry.registered,
             named_directly: (*rte).requiredPerms != 0,
-            hold_cursor_in_transaction_scope: hold_cursor && settings::claim_scope() == ClaimScope::Transaction,
+            hold_cursor_in_transaction_scope: hold_cursor
+                && settings::claim_scope() == ClaimScope::Transaction,
+            copies_into_unprotected,
+            in_bypass: bypass_reason.is_some(),
         };
         let user = catalog::effective_user((*rte).checkAsUser);
         let claim = claim::state();
         let mut trusted_used = false;
         // A parallel worker knows its transaction's first tenant only through its leader.
         let switched_in_leader = match claim {
-            ClaimState::Valid(v) => leader_claims::leader_view(v).is_some_and(|l| l.switched_tenant),
+            ClaimState::Valid(v) => {
+                leader_claims::leader_view(v).is_some_and(|l| l.switched_tenant)
+            }
             _ => false,
         };
         let verdict = TENANT_OF_TRANSACTION.with(|t| {
             let own = t.borrow();
-            let earlier = if switched_in_leader { Some(guard::UNKNOWN_EARLIER_TENANT) } else { own.as_deref() };
+            let earlier = if switched_in_leader {
+                Some(guard::UNKNOWN_EARLIER_TENANT)
+            } else {
+                own.as_deref()
+            };
             guard::judge(
                 facts,
                 claim,
@@ -353,25 +659,73 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
             }
         }
     }
-    if let Some(ClaimState::Valid(tenant)) = claim_used {
+    if admitted.is_empty() {
+        return true;
+    }
+    let tenant = match claim_used {
+        Some(ClaimState::Valid(t)) if bypass_reason.is_none() => Some(t),
+        _ => None,
+    };
+    if let Some(tenant) = tenant {
         TENANT_OF_TRANSACTION.with(|t| {
             let mut t = t.borrow_mut();
             if t.is_none() {
                 *t = Some(tenant.to_string());
             }
         });
+    }
+    if let Some(reason) = &bypass_reason {
+        if COMMAND.with(|c| c.get()) == "COPY" {
+            // COPY of a table reads it without the executor: audit it here.
+            let names: Vec<String> = admitted
+                .iter()
+                .map(|r| catalog::qualified_name(*r))
+                .collect();
+            audit::guard_event(EventKind::Bypass, reason, &names, "COPY", None, None);
+            return true;
+        }
+    }
+    if tenant.is_some() || bypass_reason.is_some() {
         LAST_ADMITTED.with(|a| {
             *a.borrow_mut() = Some(Admitted {
                 relids: admitted,
-                tenant: tenant.to_string(),
+                tenant: tenant.unwrap_or_default().to_string(),
                 via_trusted_role,
-                max_rows: guard::row_limit(settings::max_rows(), cap_overrides),
+                max_rows: if bypass_reason.is_some() {
+                    None
+                } else {
+                    guard::row_limit(settings::max_rows(), cap_overrides)
+                },
                 broad_read_rows: guard::row_limit(settings::broad_read_rows(), broad_overrides),
                 rows_sent: 0,
+                bypass_reason: bypass_reason.clone(),
             })
         });
     }
     true
+}
+
+/// The reason of the bypass the current role runs under, if any (a parallel worker asks its
+/// leader, since the bypass setting is not passed to workers).
+unsafe fn current_bypass() -> Option<String> {
+    let user = pg_sys::GetUserId();
+    if pg_sys::ParallelWorkerNumber >= 0 {
+        return leader_claims::leader_bypass_user()
+            .filter(|u| *u == user)
+            .map(|_| "(leader's bypass)".to_string());
+    }
+    crate::bypass::active_for(user).map(str::to_string)
+}
+
+/// The utility statement in progress, when it copies what it reads into a new relation.
+fn copying_utility() -> Option<&'static str> {
+    match UTILITY_COMMAND.with(|c| c.get()) {
+        c @ ("CREATE TABLE AS"
+        | "SELECT INTO"
+        | "CREATE MATERIALIZED VIEW"
+        | "REFRESH MATERIALIZED VIEW") => Some(c),
+        _ => None,
+    }
 }
 
 /// End of every top-level transaction: forget its tenant. Must not raise an error.
@@ -380,7 +734,11 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
     use pg_sys::XactEvent::*;
     if matches!(
         event,
-        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE
+        XACT_EVENT_COMMIT
+            | XACT_EVENT_ABORT
+            | XACT_EVENT_PARALLEL_COMMIT
+            | XACT_EVENT_PARALLEL_ABORT
+            | XACT_EVENT_PREPARE
     ) {
         let _ = TENANT_OF_TRANSACTION.try_with(|t| {
             if let Ok(mut t) = t.try_borrow_mut() {

@@ -20,6 +20,9 @@ struct Slot {
     lxid: u32,
     claim_hash: u64,
     tenant_of_transaction_hash: u64,
+    /// The role in an admin bypass (0: none), valid for `bypass_lxid`.
+    bypass_user: u32,
+    bypass_lxid: u32,
 }
 
 static mut SLOTS: *mut Slot = std::ptr::null_mut();
@@ -31,7 +34,8 @@ pub fn shmem_size() -> usize {
 pub unsafe fn attach() {
     let mut found = false;
     let size = shmem_size();
-    let ptr = pg_sys::ShmemInitStruct(c"tenant_guard leader claims".as_ptr(), size, &mut found) as *mut Slot;
+    let ptr = pg_sys::ShmemInitStruct(c"tenant_guard leader claims".as_ptr(), size, &mut found)
+        as *mut Slot;
     if !found {
         std::ptr::write_bytes(ptr as *mut u8, 0, size);
     }
@@ -52,17 +56,30 @@ unsafe fn slot_of(proc_: *mut pg_sys::PGPROC) -> Option<*mut Slot> {
     (id > 0 && id <= pg_sys::MaxBackends).then(|| SLOTS.add(id as usize))
 }
 
-/// Leader side: publish the claim in force now (None: no valid claim) and the transaction's tenant.
-pub fn publish(valid_claim: Option<&str>, tenant_of_transaction: Option<&str>) {
+/// Leader side: publish the claim in force now (None: no valid claim), the transaction's tenant
+/// and the role in bypass, if any.
+pub fn publish(
+    valid_claim: Option<&str>,
+    tenant_of_transaction: Option<&str>,
+    bypass_user: Option<pg_sys::Oid>,
+) {
     unsafe {
         if pg_sys::ParallelWorkerNumber >= 0 {
             return;
         }
-        let Some(slot) = slot_of(pg_sys::MyProc) else { return };
+        let Some(slot) = slot_of(pg_sys::MyProc) else {
+            return;
+        };
         *slot = Slot {
-            lxid: if valid_claim.is_some() { (*pg_sys::MyProc).lxid } else { 0 },
+            lxid: if valid_claim.is_some() {
+                (*pg_sys::MyProc).lxid
+            } else {
+                0
+            },
             claim_hash: valid_claim.map_or(0, hash),
             tenant_of_transaction_hash: tenant_of_transaction.map_or(0, hash),
+            bypass_user: bypass_user.map_or(0, u32::from),
+            bypass_lxid: (*pg_sys::MyProc).lxid,
         };
     }
 }
@@ -83,7 +100,10 @@ pub fn leader_view(claim: &str) -> Option<LeaderView> {
         }
         let leader = (*pg_sys::MyProc).lockGroupLeader;
         let Some(slot) = slot_of(leader) else {
-            return Some(LeaderView { claim_valid: false, switched_tenant: false });
+            return Some(LeaderView {
+                claim_valid: false,
+                switched_tenant: false,
+            });
         };
         let s = *slot;
         let h = hash(claim);
@@ -91,5 +111,19 @@ pub fn leader_view(claim: &str) -> Option<LeaderView> {
             claim_valid: s.lxid != 0 && s.lxid == (*leader).lxid && s.claim_hash == h,
             switched_tenant: s.tenant_of_transaction_hash != 0 && s.tenant_of_transaction_hash != h,
         })
+    }
+}
+
+/// Worker side: the role its leader's current transaction runs a bypass for, if any.
+pub fn leader_bypass_user() -> Option<pg_sys::Oid> {
+    unsafe {
+        if pg_sys::ParallelWorkerNumber < 0 {
+            return None;
+        }
+        let leader = (*pg_sys::MyProc).lockGroupLeader;
+        let slot = slot_of(leader)?;
+        let s = *slot;
+        (s.bypass_user != 0 && s.bypass_lxid == (*leader).lxid)
+            .then(|| pg_sys::Oid::from(s.bypass_user))
     }
 }

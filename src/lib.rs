@@ -14,6 +14,8 @@
 //! | `catalog`     | read-only catalog and role questions (thin FFI)                    |
 //! | `refusal`     | the one shape of every error and warning                           |
 //! | `status`      | status()                                                           |
+//! | `tamper`      | the changes to protected tables the tamper guard refuses           |
+//! | `bypass`      | begin_bypass() / end_bypass(): the audited admin bypass            |
 //! | `audit`       | where audit events are raised (log line + queue or direct insert)  |
 //! | `audit_event` | the fixed-size event record and its log line                      |
 //! | `audit_queue` | the bounded shared-memory queue and the writers' bookkeeping       |
@@ -25,10 +27,11 @@
 use pgrx::prelude::*;
 
 mod audit;
+mod audit_admin;
 mod audit_event;
 mod audit_queue;
-mod audit_admin;
 mod audit_writer;
+mod bypass;
 mod catalog;
 mod claim;
 mod guard;
@@ -41,6 +44,7 @@ mod registry;
 mod settings;
 mod shared_memory;
 mod status;
+mod tamper;
 
 pgrx::pg_module_magic!();
 
@@ -56,13 +60,20 @@ extension_sql_file!(
         protection::set_limits_impl
     ]
 );
-extension_sql_file!("../sql/new_partitions.sql", name = "new_partitions", requires = ["helpers"]);
+extension_sql_file!(
+    "../sql/new_partitions.sql",
+    name = "new_partitions",
+    requires = ["helpers"]
+);
 extension_sql_file!(
     "../sql/audit.sql",
     name = "audit",
-    requires = ["helpers", audit_admin::prune_audit_before, audit_admin::audit_log_pruning]
+    requires = [
+        "helpers",
+        audit_admin::prune_audit_before,
+        audit_admin::audit_log_pruning
+    ]
 );
-
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -22,26 +22,36 @@ mod tests {
 
     #[pg_test]
     fn the_hooks_are_installed_under_preload() {
-        let preloaded = Spi::get_one::<bool>("SELECT preloaded FROM tenant_guard.status()").unwrap();
+        let preloaded =
+            Spi::get_one::<bool>("SELECT preloaded FROM tenant_guard.status()").unwrap();
         assert_eq!(preloaded, Some(true));
     }
 
     #[pg_test]
     fn set_tenant_is_visible_in_the_same_transaction() {
-        assert_eq!(Spi::get_one::<String>("SELECT tenant_guard.current_tenant()").unwrap(), None);
+        assert_eq!(
+            Spi::get_one::<String>("SELECT tenant_guard.current_tenant()").unwrap(),
+            None
+        );
         Spi::run("SELECT tenant_guard.set_tenant('acme')").unwrap();
         assert_eq!(
             Spi::get_one::<String>("SELECT tenant_guard.current_tenant()").unwrap(),
             Some("acme".to_string())
         );
         Spi::run("SELECT tenant_guard.clear_tenant()").unwrap();
-        assert_eq!(Spi::get_one::<String>("SELECT tenant_guard.current_tenant()").unwrap(), None);
+        assert_eq!(
+            Spi::get_one::<String>("SELECT tenant_guard.current_tenant()").unwrap(),
+            None
+        );
     }
 
     #[pg_test]
     fn an_empty_claim_is_unset() {
         Spi::run("SET LOCAL tenant_guard.tenant_id = ''").unwrap();
-        assert_eq!(Spi::get_one::<String>("SELECT tenant_guard.current_tenant()").unwrap(), None);
+        assert_eq!(
+            Spi::get_one::<String>("SELECT tenant_guard.current_tenant()").unwrap(),
+            None
+        );
     }
 
     #[pg_test(error = "tenant_guard: set_tenant() needs a tenant, got NULL")]
@@ -57,7 +67,9 @@ mod tests {
     #[pg_test]
     fn protect_enables_forces_and_installs_four_policies() {
         fixture("pgt_inv", "uuid");
-        let msg = Spi::get_one::<String>("SELECT tenant_guard.protect('pgt_inv')").unwrap().unwrap();
+        let msg = Spi::get_one::<String>("SELECT tenant_guard.protect('pgt_inv')")
+            .unwrap()
+            .unwrap();
         assert!(msg.starts_with("protected public.pgt_inv"), "{msg}");
         let (rls, force) = Spi::get_two::<bool, bool>(
             "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'pgt_inv'::regclass",
@@ -69,17 +81,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(policies, Some(4));
-        let again = Spi::get_one::<String>("SELECT tenant_guard.protect('pgt_inv')").unwrap().unwrap();
+        let again = Spi::get_one::<String>("SELECT tenant_guard.protect('pgt_inv')")
+            .unwrap()
+            .unwrap();
         assert!(again.contains("already protected"), "{again}");
     }
 
-    #[pg_test(error = "tenant_guard: tenant column \"tenant_id\" of table public.pgt_nullable is nullable")]
+    #[pg_test(
+        error = "tenant_guard: tenant column \"tenant_id\" of table public.pgt_nullable is nullable"
+    )]
     fn protect_refuses_a_nullable_tenant_column() {
         Spi::run("CREATE TABLE pgt_nullable (id int, tenant_id text)").unwrap();
         Spi::run("SELECT tenant_guard.protect('pgt_nullable')").unwrap();
     }
 
-    #[pg_test(error = "tenant_guard: no tenant claim is set for protected table public.pgt_guarded")]
+    #[pg_test(
+        error = "tenant_guard: no tenant claim is set for protected table public.pgt_guarded"
+    )]
     fn the_application_role_needs_a_claim() {
         fixture("pgt_guarded", "text");
         Spi::run("SELECT tenant_guard.protect('pgt_guarded')").unwrap();
@@ -91,12 +109,16 @@ mod tests {
     #[pg_test]
     fn the_application_role_sees_only_its_tenant() {
         fixture("pgt_rows", "bigint");
-        Spi::run("INSERT INTO pgt_rows VALUES (1, 7, 'mine'), (2, 8, 'theirs'), (3, 7, 'mine too')").unwrap();
+        Spi::run(
+            "INSERT INTO pgt_rows VALUES (1, 7, 'mine'), (2, 8, 'theirs'), (3, 7, 'mine too')",
+        )
+        .unwrap();
         Spi::run("SELECT tenant_guard.protect('pgt_rows')").unwrap();
         app_role("pgt_rows");
         Spi::run("SET LOCAL ROLE pgt_app").unwrap();
         Spi::run("SELECT tenant_guard.set_tenant('7')").unwrap();
-        let seen = Spi::get_one::<String>("SELECT string_agg(note, ',' ORDER BY id) FROM pgt_rows").unwrap();
+        let seen = Spi::get_one::<String>("SELECT string_agg(note, ',' ORDER BY id) FROM pgt_rows")
+            .unwrap();
         assert_eq!(seen, Some("mine,mine too".to_string()));
         let moved = Spi::get_one::<i64>(
             "WITH u AS (UPDATE pgt_rows SET note = 'x' WHERE id = 2 RETURNING 1) SELECT count(*) FROM u",

@@ -54,8 +54,12 @@ impl TenantType {
 }
 
 /// Names of the policies protect() owns on a table.
-pub const POLICY_NAMES: [&str; 4] =
-    ["tenant_guard_select", "tenant_guard_insert", "tenant_guard_update", "tenant_guard_delete"];
+pub const POLICY_NAMES: [&str; 4] = [
+    "tenant_guard_select",
+    "tenant_guard_insert",
+    "tenant_guard_update",
+    "tenant_guard_delete",
+];
 
 /// Quotes an identifier for SQL (always quoted, so keywords and mixed case are safe).
 pub fn quote_ident(ident: &str) -> String {
@@ -65,15 +69,32 @@ pub fn quote_ident(ident: &str) -> String {
 /// `CREATE POLICY` statements, by policy name, for `table` (already a quoted, qualified name).
 pub fn policy_statements(table: &str, column: &str, ty: TenantType) -> Vec<(&'static str, String)> {
     let cond = format!("{} = {}", quote_ident(column), ty.claim_expression());
-    let head = |name: &str, cmd: &str| format!("CREATE POLICY {name} ON {table} AS PERMISSIVE FOR {cmd} TO PUBLIC");
+    let head = |name: &str, cmd: &str| {
+        format!("CREATE POLICY {name} ON {table} AS PERMISSIVE FOR {cmd} TO PUBLIC")
+    };
     vec![
-        ("tenant_guard_select", format!("{} USING ({cond})", head("tenant_guard_select", "SELECT"))),
-        ("tenant_guard_insert", format!("{} WITH CHECK ({cond})", head("tenant_guard_insert", "INSERT"))),
+        (
+            "tenant_guard_select",
+            format!("{} USING ({cond})", head("tenant_guard_select", "SELECT")),
+        ),
+        (
+            "tenant_guard_insert",
+            format!(
+                "{} WITH CHECK ({cond})",
+                head("tenant_guard_insert", "INSERT")
+            ),
+        ),
         (
             "tenant_guard_update",
-            format!("{} USING ({cond}) WITH CHECK ({cond})", head("tenant_guard_update", "UPDATE")),
+            format!(
+                "{} USING ({cond}) WITH CHECK ({cond})",
+                head("tenant_guard_update", "UPDATE")
+            ),
         ),
-        ("tenant_guard_delete", format!("{} USING ({cond})", head("tenant_guard_delete", "DELETE"))),
+        (
+            "tenant_guard_delete",
+            format!("{} USING ({cond})", head("tenant_guard_delete", "DELETE")),
+        ),
     ]
 }
 
@@ -88,10 +109,16 @@ mod tests {
         for (name, sql) in &p {
             assert!(POLICY_NAMES.contains(name));
             assert!(sql.starts_with(&format!("CREATE POLICY {name} ON \"public\".\"invoices\"")));
-            assert!(sql.contains("\"tenant_id\" = (SELECT tenant_guard.require_tenant_uuid())"), "{sql}");
+            assert!(
+                sql.contains("\"tenant_id\" = (SELECT tenant_guard.require_tenant_uuid())"),
+                "{sql}"
+            );
         }
         assert!(p[1].1.contains("FOR INSERT TO PUBLIC WITH CHECK"));
-        assert!(p[2].1.contains("USING (") && p[2].1.contains("WITH CHECK ("), "updates cannot move rows");
+        assert!(
+            p[2].1.contains("USING (") && p[2].1.contains("WITH CHECK ("),
+            "updates cannot move rows"
+        );
     }
 
     #[test]
@@ -101,8 +128,14 @@ mod tests {
 
     #[test]
     fn only_comparable_types_are_supported() {
-        assert_eq!(TenantType::from_type_oid(pg_sys::Oid::from(2950u32)), Some(TenantType::Uuid));
-        assert_eq!(TenantType::from_type_oid(pg_sys::Oid::from(1043u32)), Some(TenantType::Varchar));
+        assert_eq!(
+            TenantType::from_type_oid(pg_sys::Oid::from(2950u32)),
+            Some(TenantType::Uuid)
+        );
+        assert_eq!(
+            TenantType::from_type_oid(pg_sys::Oid::from(1043u32)),
+            Some(TenantType::Varchar)
+        );
         assert_eq!(TenantType::from_type_oid(pg_sys::Oid::from(700u32)), None); // float4
         assert_eq!(
             TenantType::Varchar.claim_expression(),

@@ -15,6 +15,7 @@ use crate::catalog::{self, as_superuser};
 use crate::policy::{self, quote_ident, TenantType};
 use crate::refusal::{self, bad_argument};
 use crate::registry;
+use crate::tamper;
 
 struct Relation {
     relid: pg_sys::Oid,
@@ -92,7 +93,10 @@ fn owned_table(rel: Option<pg_sys::Oid>, what: &str) -> Relation {
     }
     if r.persistence == "t" {
         bad_argument(
-            &format!("{} is a temporary table; only permanent tables can be given to {what}()", r.name),
+            &format!(
+                "{} is a temporary table; only permanent tables can be given to {what}()",
+                r.name
+            ),
             "Temporary tables are private to one session; protect the permanent table instead.",
         );
     }
@@ -132,7 +136,8 @@ fn tree(relid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
             None,
             &[relid.into()],
         ));
-        rows.filter_map(|row| spi_err(row.get::<pg_sys::Oid>(1))).collect()
+        rows.filter_map(|row| spi_err(row.get::<pg_sys::Oid>(1)))
+            .collect()
     })
 }
 
@@ -232,7 +237,11 @@ fn tenant_column_type(rel: &Relation, column: &str) -> TenantType {
     };
     if !not_null {
         bad_argument(
-            &format!("tenant column {} of table {} is nullable", quote_ident(column), rel.name),
+            &format!(
+                "tenant column {} of table {} is nullable",
+                quote_ident(column),
+                rel.name
+            ),
             &format!(
                 "A row without a tenant belongs to nobody and is visible to nobody: \
                  ALTER TABLE {} ALTER COLUMN {} SET NOT NULL;",
@@ -255,7 +264,10 @@ fn refuse_widening_policies(rel: &Relation) {
     ));
     if let Some(names) = found {
         bad_argument(
-            &format!("table {} already has permissive policies that would widen tenant access: {names}", rel.name),
+            &format!(
+                "table {} already has permissive policies that would widen tenant access: {names}",
+                rel.name
+            ),
             "Permissive policies are ORed together. Drop them, or recreate them AS RESTRICTIVE so \
              they can only narrow access, then call protect() again.",
         );
@@ -269,7 +281,8 @@ fn existing_policies(relid: pg_sys::Oid) -> Vec<String> {
             None,
             &[relid.into()],
         ));
-        rows.filter_map(|row| spi_err(row.get::<String>(1))).collect()
+        rows.filter_map(|row| spi_err(row.get::<String>(1)))
+            .collect()
     })
 }
 
@@ -307,7 +320,10 @@ pub fn protect_impl(rel: Option<pg_sys::Oid>, tenant_column: Option<&str>) -> St
     };
     if column.len() >= pg_sys::NAMEDATALEN as usize {
         bad_argument(
-            &format!("the column name given to protect() is {} bytes long, longer than any column name", column.len()),
+            &format!(
+                "the column name given to protect() is {} bytes long, longer than any column name",
+                column.len()
+            ),
             "Pass the name of the table's tenant column.",
         );
     }
@@ -343,7 +359,11 @@ pub fn protect_impl(rel: Option<pg_sys::Oid>, tenant_column: Option<&str>) -> St
     // Validate the whole tree before changing anything.
     let mut members = Vec::new();
     for relid in tree(root.relid) {
-        let r = if relid == root.relid { relation(relid).expect("root exists") } else { owned_table(Some(relid), "protect") };
+        let r = if relid == root.relid {
+            relation(relid).expect("root exists")
+        } else {
+            owned_table(Some(relid), "protect")
+        };
         tenant_column_type(&r, column);
         refuse_widening_policies(&r);
         members.push(r);
@@ -361,7 +381,11 @@ pub fn protect_impl(rel: Option<pg_sys::Oid>, tenant_column: Option<&str>) -> St
             ));
         }
         for r in &members {
-            let parent = if r.relid == root.relid { ancestor.as_ref().map(|a| a.0) } else { Some(root.relid) };
+            let parent = if r.relid == root.relid {
+                ancestor.as_ref().map(|a| a.0)
+            } else {
+                Some(root.relid)
+            };
             let inserted = spi_err(Spi::get_one_with_args::<i64>(
                 "WITH inserted AS (
                      INSERT INTO tenant_guard.protected_tables
@@ -389,33 +413,51 @@ pub fn protect_impl(rel: Option<pg_sys::Oid>, tenant_column: Option<&str>) -> St
     });
 
     let mut changes = 0;
-    for r in &members {
-        if !r.rls_enabled {
-            spi_err(Spi::run(&format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", r.name)));
-            changes += 1;
-        }
-        if !r.rls_forced {
-            spi_err(Spi::run(&format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", r.name)));
-            changes += 1;
-        }
-        let have = existing_policies(r.relid);
-        for (name, sql) in policy::policy_statements(&r.name, column, ty) {
-            if !have.iter().any(|h| h == name) {
-                spi_err(Spi::run(&sql));
+    tamper::as_helper(|| {
+        for r in &members {
+            if !r.rls_enabled {
+                spi_err(Spi::run(&format!(
+                    "ALTER TABLE {} ENABLE ROW LEVEL SECURITY",
+                    r.name
+                )));
                 changes += 1;
             }
+            if !r.rls_forced {
+                spi_err(Spi::run(&format!(
+                    "ALTER TABLE {} FORCE ROW LEVEL SECURITY",
+                    r.name
+                )));
+                changes += 1;
+            }
+            let have = existing_policies(r.relid);
+            for (name, sql) in policy::policy_statements(&r.name, column, ty) {
+                if !have.iter().any(|h| h == name) {
+                    spi_err(Spi::run(&sql));
+                    changes += 1;
+                }
+            }
         }
-    }
-
+    });
     if changes == 0 && newly == 0 {
-        return format!("{} is already protected on {}", root.name, quote_ident(column));
+        return format!(
+            "{} is already protected on {}",
+            root.name,
+            quote_ident(column)
+        );
     }
     invalidate_registry();
     for r in &members {
-        audit::helper_event(EventKind::Protect, &r.name, &format!("tenant column {}", quote_ident(column)));
+        audit::helper_event(
+            EventKind::Protect,
+            &r.name,
+            &format!("tenant column {}", quote_ident(column)),
+        );
     }
     if exempt_removed {
-        refusal::Message::notice(format!("table {} was exempt; protect() removed the exemption", root.name));
+        refusal::Message::notice(format!(
+            "table {} was exempt; protect() removed the exemption",
+            root.name
+        ));
     }
     if !has_leading_index(root.relid, column) {
         refusal::Message::warning(
@@ -433,7 +475,12 @@ pub fn protect_impl(rel: Option<pg_sys::Oid>, tenant_column: Option<&str>) -> St
             ty.sql_name()
         )
     } else {
-        format!("protected {} on {} ({})", root.name, quote_ident(column), ty.sql_name())
+        format!(
+            "protected {} on {} ({})",
+            root.name,
+            quote_ident(column),
+            ty.sql_name()
+        )
     }
 }
 
@@ -447,14 +494,24 @@ pub fn unprotect_impl(rel: Option<pg_sys::Oid>, reason: Option<&str>) -> String 
     // Judged from the live inheritance tree: a detached partition can be unprotected on its own.
     if let Some((ancestor, _)) = registered_ancestor(root.relid) {
         bad_argument(
-            &format!("table {} is protected as part of {}", root.name, catalog::qualified_name(ancestor)),
+            &format!(
+                "table {} is protected as part of {}",
+                root.name,
+                catalog::qualified_name(ancestor)
+            ),
             "A partition or child stays protected while its parent is; unprotect() the parent.",
         );
     }
     let mut removed = Vec::new();
     for relid in tree(root.relid) {
-        let Some(reg) = registration(relid) else { continue };
-        let r = if relid == root.relid { relation(relid).expect("root exists") } else { owned_table(Some(relid), "unprotect") };
+        let Some(reg) = registration(relid) else {
+            continue;
+        };
+        let r = if relid == root.relid {
+            relation(relid).expect("root exists")
+        } else {
+            owned_table(Some(relid), "unprotect")
+        };
         // The registry row goes first: from here on the table is no longer protected.
         as_superuser(|| {
             spi_err(Spi::run_with_args(
@@ -462,15 +519,26 @@ pub fn unprotect_impl(rel: Option<pg_sys::Oid>, reason: Option<&str>) -> String 
                 &[relid.into()],
             ))
         });
-        for name in policy::POLICY_NAMES {
-            spi_err(Spi::run(&format!("DROP POLICY IF EXISTS {name} ON {}", r.name)));
-        }
-        if !reg.rls_was_forced && r.rls_forced {
-            spi_err(Spi::run(&format!("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY", r.name)));
-        }
-        if !reg.rls_was_enabled && r.rls_enabled {
-            spi_err(Spi::run(&format!("ALTER TABLE {} DISABLE ROW LEVEL SECURITY", r.name)));
-        }
+        tamper::as_helper(|| {
+            for name in policy::POLICY_NAMES {
+                spi_err(Spi::run(&format!(
+                    "DROP POLICY IF EXISTS {name} ON {}",
+                    r.name
+                )));
+            }
+            if !reg.rls_was_forced && r.rls_forced {
+                spi_err(Spi::run(&format!(
+                    "ALTER TABLE {} NO FORCE ROW LEVEL SECURITY",
+                    r.name
+                )));
+            }
+            if !reg.rls_was_enabled && r.rls_enabled {
+                spi_err(Spi::run(&format!(
+                    "ALTER TABLE {} DISABLE ROW LEVEL SECURITY",
+                    r.name
+                )));
+            }
+        });
         removed.push(r.name);
     }
     invalidate_registry();
@@ -510,7 +578,11 @@ pub fn exempt_impl(rel: Option<pg_sys::Oid>, reason: Option<&str>) -> String {
 /// `tenant_guard.set_limits(rel, broad_read_rows, max_rows)`: per-table overrides of
 /// `tenant_guard.broad_read_rows` and `tenant_guard.max_rows` (NULL: use the setting; 0: off).
 #[pg_extern(name = "_set_limits", volatile, parallel_unsafe)]
-pub fn set_limits_impl(rel: Option<pg_sys::Oid>, broad_read_rows: Option<i32>, max_rows: Option<i32>) -> String {
+pub fn set_limits_impl(
+    rel: Option<pg_sys::Oid>,
+    broad_read_rows: Option<i32>,
+    max_rows: Option<i32>,
+) -> String {
     let r = owned_table(rel, "set_limits");
     for (name, v) in [("broad_read_rows", broad_read_rows), ("max_rows", max_rows)] {
         if v.is_some_and(|v| v < 0) {
@@ -523,7 +595,10 @@ pub fn set_limits_impl(rel: Option<pg_sys::Oid>, broad_read_rows: Option<i32>, m
     if registration(r.relid).is_none() {
         bad_argument(
             &format!("table {} is not protected", r.name),
-            &format!("Protect it first: SELECT tenant_guard.protect('{}');", r.name.replace('\'', "''")),
+            &format!(
+                "Protect it first: SELECT tenant_guard.protect('{}');",
+                r.name.replace('\'', "''")
+            ),
         );
     }
     as_superuser(|| {
@@ -535,5 +610,10 @@ pub fn set_limits_impl(rel: Option<pg_sys::Oid>, broad_read_rows: Option<i32>, m
     });
     invalidate_registry();
     let show = |v: Option<i32>| v.map_or("the setting".to_string(), |v| v.to_string());
-    format!("limits of {}: broad_read_rows = {}, max_rows = {}", r.name, show(broad_read_rows), show(max_rows))
+    format!(
+        "limits of {}: broad_read_rows = {}, max_rows = {}",
+        r.name,
+        show(broad_read_rows),
+        show(max_rows)
+    )
 }

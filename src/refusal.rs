@@ -19,8 +19,18 @@ pub struct Message {
 
 impl Message {
     fn new(code: PgSqlErrorCode, message: String) -> Self {
-        Message { code, message: format!("tenant_guard: {message}"), detail: None, hint: None }
+        Message {
+            code,
+            message: format!("tenant_guard: {message}"),
+            detail: None,
+            hint: None,
+        }
     }
+    /// A complete refusal: `tenant_guard:` + message, DETAIL, HINT.
+    pub fn refusal(code: PgSqlErrorCode, message: String, detail: String, hint: String) -> Self {
+        Message::new(code, message).detail(detail).hint(hint)
+    }
+
     fn detail(mut self, d: impl Into<String>) -> Self {
         self.detail = Some(d.into());
         self
@@ -54,17 +64,24 @@ impl Message {
 
     /// A WARNING with a hint, for things that work but should be fixed.
     pub fn warning(message: String, detail: &str, hint: String) {
-        Message::new(PgSqlErrorCode::ERRCODE_WARNING, message).detail(detail).hint(hint).warn()
+        Message::new(PgSqlErrorCode::ERRCODE_WARNING, message)
+            .detail(detail)
+            .hint(hint)
+            .warn()
     }
 
     /// A NOTICE.
     pub fn notice(message: String) {
-        Message::new(PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, message).report().report(PgLogLevel::NOTICE)
+        Message::new(PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, message)
+            .report()
+            .report(PgLogLevel::NOTICE)
     }
 
     /// A line in the server log (`tenant_guard:` prefix, key=value fields).
     pub fn log(message: String) {
-        Message::new(PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, message).report().report(PgLogLevel::LOG)
+        Message::new(PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, message)
+            .report()
+            .report(PgLogLevel::LOG)
     }
 }
 
@@ -75,6 +92,7 @@ pub const SET_CLAIM_HINT: &str = "Set the tenant at the start of the transaction
 pub fn describe(refusal: &Refusal, rel: &str, role: &str) -> Message {
     let code = PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE;
     match refusal {
+        Refusal::Tamper(t) => t.describe(rel),
         Refusal::NoClaim { stale: false } => {
             Message::new(code, format!("no tenant claim is set for protected table {rel}"))
                 .detail("Statements that touch a protected table need a tenant claim, for every role.")
@@ -145,9 +163,12 @@ pub fn describe(refusal: &Refusal, rel: &str, role: &str) -> Message {
 
 /// `22023`: a helper got an argument it cannot use. Never returns.
 pub fn bad_argument(message: &str, hint: &str) -> ! {
-    Message::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message.to_string())
-        .hint(hint)
-        .raise()
+    Message::new(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        message.to_string(),
+    )
+    .hint(hint)
+    .raise()
 }
 
 /// `42501` from a generated policy when no claim is in force (the guard may not be loaded).
@@ -172,8 +193,12 @@ pub fn claim_type_mismatch(claim: &str, type_name: &str) -> ! {
         PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         format!("the tenant claim \"{shown}\" is not a valid {type_name}"),
     )
-    .detail(format!("This table's tenant column is of type {type_name}."))
-    .hint(format!("Set tenant_guard.tenant_id to the tenant's {type_name} identifier."))
+    .detail(format!(
+        "This table's tenant column is of type {type_name}."
+    ))
+    .hint(format!(
+        "Set tenant_guard.tenant_id to the tenant's {type_name} identifier."
+    ))
     .raise()
 }
 
@@ -205,7 +230,10 @@ mod tests {
             Refusal::NoClaim { stale: true },
             Refusal::UnprotectedChild,
             Refusal::HoldCursor,
-            Refusal::TenantSwitch { from: "a".into(), to: "b".into() },
+            Refusal::TenantSwitch {
+                from: "a".into(),
+                to: "b".into(),
+            },
             Refusal::PolicyVoidingRole(Posture::Superuser),
             Refusal::PolicyVoidingRole(Posture::BypassRls),
             Refusal::PolicyVoidingRole(Posture::OwnerNotForced),

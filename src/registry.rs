@@ -25,6 +25,11 @@ pub struct Entry {
     /// Per-table overrides of `tenant_guard.broad_read_rows` and `tenant_guard.max_rows`.
     pub broad_read_rows: Option<i32>,
     pub max_rows: Option<i32>,
+    /// Attribute number of the tenant column (0 when unknown: unregistered descendants).
+    pub tenant_attnum: i16,
+    /// No protected ancestor: dropping it needs unprotect() first (a partition of a protected
+    /// table may be dropped; its parent keeps the protection).
+    pub root: bool,
 }
 
 struct Cache {
@@ -86,7 +91,11 @@ pub fn is_empty() -> bool {
 
 #[inline]
 pub fn lookup(relid: pg_sys::Oid) -> Option<Entry> {
-    CACHE.with(|c| c.borrow().as_ref().and_then(|c| c.entries.get(&relid).copied()))
+    CACHE.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|c| c.entries.get(&relid).copied())
+    })
 }
 
 /// Forces a rebuild at the next statement (after protect()/unprotect() in this backend).
@@ -101,7 +110,10 @@ pub fn mark_stale() {
 /// operator or function is looked up through the session's search_path.
 fn load() -> Cache {
     let Some(registry_oid) = catalog::registry_oid() else {
-        return Cache { registry_oid: pg_sys::InvalidOid, entries: FxHashMap::default() };
+        return Cache {
+            registry_oid: pg_sys::InvalidOid,
+            entries: FxHashMap::default(),
+        };
     };
     let mut entries = FxHashMap::default();
     unsafe {
@@ -119,51 +131,98 @@ fn load() -> Cache {
             if null {
                 return;
             }
+            let relid_oid = pg_sys::Oid::from(relid.value() as u32);
+            let column = pg_sys::heap_getattr(tuple, 2, desc, &mut null);
+            let tenant_attnum = if null {
+                0
+            } else {
+                pg_sys::get_attnum(relid_oid, column.cast_mut_ptr::<std::ffi::c_char>())
+            };
             let int = |attnum: i32| {
                 let mut null = false;
                 let d = pg_sys::heap_getattr(tuple, attnum, desc, &mut null);
                 (!null && attnum > 0).then(|| d.value() as i32)
             };
             entries.insert(
-                pg_sys::Oid::from(relid.value() as u32),
-                Entry { registered: true, broad_read_rows: int(broad_attnum), max_rows: int(cap_attnum) },
+                relid_oid,
+                Entry {
+                    registered: true,
+                    broad_read_rows: int(broad_attnum),
+                    max_rows: int(cap_attnum),
+                    tenant_attnum,
+                    root: true,
+                },
             );
         });
         // Descendants (partitions and inheritance children) of registered tables.
         let mut children: FxHashMap<pg_sys::Oid, Vec<pg_sys::Oid>> = FxHashMap::default();
-        scan(pg_sys::Oid::from(INHERITS_RELATION_ID), snapshot, |tuple, desc| {
-            let (mut n1, mut n2) = (false, false);
-            let child = pg_sys::heap_getattr(tuple, 1, desc, &mut n1);
-            let parent = pg_sys::heap_getattr(tuple, 2, desc, &mut n2);
-            if !n1 && !n2 {
-                children
-                    .entry(pg_sys::Oid::from(parent.value() as u32))
-                    .or_default()
-                    .push(pg_sys::Oid::from(child.value() as u32));
-            }
-        });
+        scan(
+            pg_sys::Oid::from(INHERITS_RELATION_ID),
+            snapshot,
+            |tuple, desc| {
+                let (mut n1, mut n2) = (false, false);
+                let child = pg_sys::heap_getattr(tuple, 1, desc, &mut n1);
+                let parent = pg_sys::heap_getattr(tuple, 2, desc, &mut n2);
+                if !n1 && !n2 {
+                    children
+                        .entry(pg_sys::Oid::from(parent.value() as u32))
+                        .or_default()
+                        .push(pg_sys::Oid::from(child.value() as u32));
+                }
+            },
+        );
         pg_sys::UnregisterSnapshot(snapshot);
         let mut pending: Vec<pg_sys::Oid> = entries.keys().copied().collect();
+        let mut visited: rustc_hash::FxHashSet<pg_sys::Oid> = pending.iter().copied().collect();
         while let Some(parent) = pending.pop() {
             for child in children.get(&parent).into_iter().flatten() {
-                if !entries.contains_key(child) {
-                    entries.insert(*child, Entry { registered: false, broad_read_rows: None, max_rows: None });
+                match entries.get_mut(child) {
+                    Some(e) if e.registered => e.root = false,
+                    Some(_) => {}
+                    None => {
+                        entries.insert(
+                            *child,
+                            Entry {
+                                registered: false,
+                                broad_read_rows: None,
+                                max_rows: None,
+                                tenant_attnum: 0,
+                                root: false,
+                            },
+                        );
+                    }
+                }
+                if visited.insert(*child) {
                     pending.push(*child);
                 }
             }
         }
     }
-    Cache { registry_oid, entries }
+    Cache {
+        registry_oid,
+        entries,
+    }
 }
 
 /// pg_inherits
 const INHERITS_RELATION_ID: u32 = 2611;
 
 /// Calls `f` for every tuple of a table visible to `snapshot`.
-unsafe fn scan(relid: pg_sys::Oid, snapshot: pg_sys::Snapshot, mut f: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc)) {
+unsafe fn scan(
+    relid: pg_sys::Oid,
+    snapshot: pg_sys::Snapshot,
+    mut f: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc),
+) {
     let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
     let desc = (*rel).rd_att;
-    let scan = pg_sys::systable_beginscan(rel, pg_sys::InvalidOid, false, snapshot, 0, std::ptr::null_mut());
+    let scan = pg_sys::systable_beginscan(
+        rel,
+        pg_sys::InvalidOid,
+        false,
+        snapshot,
+        0,
+        std::ptr::null_mut(),
+    );
     loop {
         let tuple = pg_sys::systable_getnext(scan);
         if tuple.is_null() {

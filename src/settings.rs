@@ -35,6 +35,7 @@ static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::n
 static ENFORCE: GucSetting<Enforce> = GucSetting::<Enforce>::new(Enforce::On);
 static CLAIM_SCOPE: GucSetting<ClaimScope> = GucSetting::<ClaimScope>::new(ClaimScope::Transaction);
 static TRUSTED_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static BYPASS_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static AUDIT_QUEUE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(4096);
 static AUDIT_QUERY_MAX: GucSetting<i32> = GucSetting::<i32>::new(1024);
 static BROAD_READ_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1000);
@@ -81,6 +82,15 @@ pub fn init(preloaded: bool) {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"tenant_guard.bypass_roles",
+        c"Comma-separated roles whose members may call tenant_guard.begin_bypass(reason).",
+        c"Members also need BYPASSRLS to read across tenants. Only superusers may change it.",
+        &BYPASS_ROLES,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    crate::bypass::define_setting();
     // A server-start setting can only be defined while shared_preload_libraries is processed.
     if preloaded {
         define_audit_queue_size();
@@ -168,6 +178,14 @@ pub fn max_rows() -> i32 {
 /// The role names listed in `tenant_guard.trusted_roles` (empty when unset).
 pub fn trusted_roles() -> Vec<String> {
     match TRUSTED_ROLES.get() {
+        Some(s) => parse_role_list(&s.to_string_lossy()),
+        None => Vec::new(),
+    }
+}
+
+/// The role names listed in `tenant_guard.bypass_roles` (empty when unset).
+pub fn bypass_roles() -> Vec<String> {
+    match BYPASS_ROLES.get() {
         Some(s) => parse_role_list(&s.to_string_lossy()),
         None => Vec::new(),
     }

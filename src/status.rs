@@ -64,8 +64,10 @@ fn status() -> TableIterator<
         ClaimState::Stale => "stale (set in an earlier transaction)",
         ClaimState::Valid(_) => "set",
     };
-    let protected =
-        crate::catalog::select_one::<i64>("SELECT pg_catalog.count(*) FROM tenant_guard.protected_tables").unwrap_or(0);
+    let protected = crate::catalog::select_one::<i64>(
+        "SELECT pg_catalog.count(*) FROM tenant_guard.protected_tables",
+    )
+    .unwrap_or(0);
     let stats = audit_queue::stats(unsafe { pgrx::pg_sys::MyDatabaseId });
     let denials = stats.as_ref().map(|s| {
         let map: serde_json::Map<String, serde_json::Value> = audit_queue::DENIAL_NAMES

@@ -523,11 +523,16 @@ RESET ROLE;
 SET ROLE tg_owner;
 CREATE TABLE p_drop (id bigint NOT NULL, tenant_id text NOT NULL, PRIMARY KEY (tenant_id, id));
 SELECT tenant_guard.protect('p_drop');
--- allowed for now: refusing DROP TABLE of a protected table is the tamper guard's job (issue 4,
--- not built yet); today the sql_drop event trigger removes the registry row with the table, so
--- the registry never points at a dropped table
+-- refused (contract, "The guard" item 3): DROP TABLE of a protected table without unprotect() first
 DROP TABLE p_drop;
+\echo :LAST_ERROR_SQLSTATE
+SELECT relid, tenant_column FROM tenant_guard.protected_tables WHERE relid::text = 'p_drop';
 RESET ROLE;
+-- allowed: with the guard switched off by a superuser the table can be dropped, and the sql_drop
+-- event trigger removes its registry row, so the registry never points at a dropped table
+SET tenant_guard.enforce = off;
+DROP TABLE p_drop;
+RESET tenant_guard.enforce;
 SELECT count(*) AS dangling FROM tenant_guard.protected_tables p WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.relid);
 SELECT count(*) AS registry_rows FROM tenant_guard.protected_tables WHERE relid::text = 'p_drop';
 -- allowed: after unprotect() a table is dropped normally
