@@ -18,7 +18,7 @@ use crate::audit_event::{AuditEvent, EventKind};
 use crate::settings;
 
 pub const MAX_WRITERS: usize = 32;
-const DENIAL_KINDS: usize = 8;
+const DENIAL_KINDS: usize = 9;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -114,16 +114,18 @@ pub fn available() -> bool {
 }
 
 /// Index of a refusal reason in the per-kind denial counters.
-pub fn denial_index(reason: &str) -> usize {
-    match reason {
-        "no_claim" => 0,
-        "stale_claim" => 1,
-        "superuser" | "bypassrls" | "owner_not_forced" => 2,
-        "rls_disabled" => 3,
-        "tenant_switch" => 4,
-        "hold_cursor" => 5,
-        "unprotected_child" => 6,
-        _ => 7,
+pub fn denial_index(kind: Option<EventKind>, reason: &str) -> usize {
+    match (kind, reason) {
+        (Some(EventKind::Tamper), _) => 8,
+        (_, "no_claim") => 0,
+        (_, "stale_claim") => 1,
+        (_, "superuser" | "bypassrls" | "owner_not_forced") => 2,
+        (_, "rls_disabled") => 3,
+        (_, "tenant_switch") => 4,
+        (_, "hold_cursor") => 5,
+        (_, "unprotected_child") => 6,
+        (_, "bypass_not_allowed" | "bypass_without_bypassrls") => 7,
+        _ => 8, // tamper refusals in shadow mode (would_deny)
     }
 }
 
@@ -135,7 +137,8 @@ pub const DENIAL_NAMES: [&str; DENIAL_KINDS] = [
     "tenant_switch",
     "hold_cursor",
     "unprotected_child",
-    "other",
+    "bypass_not_allowed",
+    "tamper",
 ];
 
 /// Puts an event in the queue (and starts the database's writer if none runs). Returns false
@@ -150,9 +153,9 @@ pub fn enqueue(ev: &AuditEvent) -> bool {
         let h = &mut *HEADER;
         if matches!(
             ev.kind(),
-            Some(EventKind::Denied) | Some(EventKind::WouldDeny)
+            Some(EventKind::Denied) | Some(EventKind::WouldDeny) | Some(EventKind::Tamper)
         ) {
-            h.denials[denial_index(ev.reason.as_str())] += 1;
+            h.denials[denial_index(ev.kind(), ev.reason.as_str())] += 1;
         }
         if h.free_top == 0 {
             h.dropped += 1;

@@ -548,10 +548,10 @@ unsafe fn report_refusal(refusal: &Refusal, relid: pg_sys::Oid, user: pg_sys::Oi
     let mode = settings::enforce();
     let name = catalog::qualified_name(relid);
     let message = refusal::describe(refusal, &name, &catalog::role_name(user));
-    let kind = if mode == Enforce::Shadow {
-        EventKind::WouldDeny
-    } else {
-        EventKind::Denied
+    let kind = match (mode, refusal) {
+        (Enforce::Shadow, _) => EventKind::WouldDeny,
+        (_, Refusal::Tamper(_)) => EventKind::Tamper,
+        _ => EventKind::Denied,
     };
     let tenant = settings::tenant_id_raw()
         .and_then(|c| c.to_str().ok())
