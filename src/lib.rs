@@ -65,6 +65,7 @@ extension_sql_file!(
     name = "new_partitions",
     requires = ["helpers"]
 );
+extension_sql_file!("../sql/lint.sql", name = "lint", requires = ["registry"]);
 extension_sql_file!(
     "../sql/audit.sql",
     name = "audit",
