@@ -9,6 +9,7 @@ CREATE ROLE owner;                       -- owns the tables (runs migrations)
 CREATE ROLE app LOGIN;                   -- the application: not owner, no BYPASSRLS
 GRANT CREATE, USAGE ON SCHEMA public TO owner;
 SET ROLE owner;
+BEGIN;  -- a migration creates and protects its table in one transaction
 CREATE TABLE invoices (
     id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id text   NOT NULL,
@@ -21,6 +22,7 @@ INSERT INTO invoices (tenant_id, customer, amount) VALUES
     ('globex', 'Hank Scorpio', 5000.00);
 GRANT SELECT, INSERT, UPDATE, DELETE ON invoices TO app;
 SELECT tenant_guard.protect('invoices');
+COMMIT;
 RESET ROLE;
 
 \echo

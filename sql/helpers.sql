@@ -37,3 +37,12 @@ AS $$ SELECT tenant_guard._set_limits(rel::oid, broad_read_rows, max_rows) $$;
 
 COMMENT ON FUNCTION tenant_guard.set_limits(regclass, integer, integer) IS
     'Per-table overrides of tenant_guard.broad_read_rows and tenant_guard.max_rows (NULL: the setting; 0: off).';
+
+CREATE FUNCTION tenant_guard.explain(rel regclass)
+RETURNS TABLE (report text, document jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM tenant_guard._explain(rel::oid) $$;
+
+COMMENT ON FUNCTION tenant_guard.explain(regclass) IS
+    'Why this session can or cannot see the table''s rows: protection, claim, role, row security, policies, mode, and the verdict per command with its fix.';

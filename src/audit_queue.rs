@@ -209,7 +209,9 @@ unsafe fn claim_writer_start(h: &mut Header, database: pg_sys::Oid) -> bool {
     }
 }
 
-fn launch_writer(database: pg_sys::Oid) {
+/// Starts a writer for `database` (its slot was claimed as "starting"). On failure (no free
+/// background-worker slot) the claim is released: the launcher tries again shortly.
+pub fn launch_writer(database: pg_sys::Oid) {
     let started = BackgroundWorkerBuilder::new("tenant_guard audit writer")
         .set_type("tenant_guard audit writer")
         .set_library("tenant_guard")
@@ -229,10 +231,33 @@ fn launch_writer(database: pg_sys::Oid) {
                 }
             }
         }
-        pgrx::warning!(
-            "tenant_guard: could not start an audit writer; events wait in the queue (raise max_worker_processes)"
+        // Server log only: the refused client has nothing to do about it.
+        pgrx::log!(
+            "tenant_guard: could not start an audit writer for database {}; its events wait in the queue (raise max_worker_processes)",
+            u32::from(database)
         );
     }
+}
+
+/// For the launcher: the databases that have queued events but no writer running or starting;
+/// each returned database's writer slot is claimed, and the caller must launch it.
+pub fn claim_orphaned_databases() -> Vec<pg_sys::Oid> {
+    if !available() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    unsafe {
+        let _lock = Locked::acquire();
+        let h = &mut *HEADER;
+        for i in 0..h.capacity as usize {
+            let slot = &*slots().add(i);
+            if slot.used && !out.contains(&slot.event.database) {
+                out.push(slot.event.database);
+            }
+        }
+        out.retain(|db| claim_writer_start(h, *db));
+    }
+    out
 }
 
 /// Called by a writer once connected: marks the database's writer as running.

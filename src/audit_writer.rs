@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
+};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -45,7 +47,29 @@ pub extern "C-unwind" fn tenant_guard_audit_writer_main(arg: pg_sys::Datum) {
         return;
     }
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
+    // The writer's own session settings, whatever the database's defaults (ALTER DATABASE ... SET
+    // default_transaction_read_only, statement_timeout, ...): it must be able to write.
     crate::catalog::pin_search_path(pg_sys::GucAction::GUC_ACTION_SET);
+    for (name, value) in [
+        (c"default_transaction_read_only", c"off"),
+        (c"statement_timeout", c"0"),
+        (c"lock_timeout", c"0"),
+        (c"idle_in_transaction_session_timeout", c"0"),
+        (c"synchronous_commit", c"on"),
+    ] {
+        unsafe {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_SUSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SET,
+                true,
+                0,
+                false,
+            );
+        }
+    }
     audit_queue::writer_started(database, unsafe { pg_sys::MyProcPid });
 
     let mut idle = 0;
@@ -81,23 +105,59 @@ pub extern "C-unwind" fn tenant_guard_audit_writer_main(arg: pg_sys::Datum) {
 
 fn write(batch: &[AuditEvent]) {
     let n = batch.len();
-    let stored = BackgroundWorker::transaction(|| {
-        let exists = Spi::get_one::<bool>(
-            "SELECT pg_catalog.to_regclass('tenant_guard.audit_log') IS NOT NULL",
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false);
-        if exists {
-            insert_events(batch);
-        }
-        exists
-    });
+    // The events left the queue when they were taken: whatever happens now, they are counted as
+    // written or as dropped (they are in the server log either way).
+    let stored = PgTryBuilder::new(|| {
+        BackgroundWorker::transaction(|| {
+            let exists = crate::catalog::select_one::<bool>(
+                "SELECT pg_catalog.to_regclass('tenant_guard.audit_log') IS NOT NULL",
+            )
+            .unwrap_or(false);
+            if exists {
+                insert_events(batch);
+            }
+            exists
+        })
+    })
+    .catch_others(|e| {
+        unsafe { pg_sys::AbortCurrentTransaction() };
+        pgrx::log!(
+            "tenant_guard: audit writer could not store {n} event(s), counted as dropped: {e:?}"
+        );
+        false
+    })
+    .execute();
     if stored {
         audit_queue::mark_written(n);
     } else {
         audit_queue::mark_dropped(n);
     }
+}
+
+/// The launcher: one background worker for the whole server (no database connection) that
+/// starts a writer for every database with queued events and none running, retrying until it
+/// can (a writer may fail to start when every background-worker slot is taken).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn tenant_guard_audit_launcher_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    while BackgroundWorker::wait_latch(Some(Duration::from_millis(250))) {
+        for database in audit_queue::claim_orphaned_databases() {
+            audit_queue::launch_writer(database);
+        }
+    }
+}
+
+/// Registers the launcher (from `_PG_init`, under shared_preload_libraries).
+pub fn register_launcher() {
+    BackgroundWorkerBuilder::new("tenant_guard audit launcher")
+        .set_type("tenant_guard audit launcher")
+        .set_library("tenant_guard")
+        .set_function("tenant_guard_audit_launcher_main")
+        .enable_shmem_access(None)
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(1)))
+        .load();
 }
 
 /// Inserts events into `tenant_guard.audit_log` in the current transaction (one statement).

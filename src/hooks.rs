@@ -76,6 +76,11 @@ fn command_of(operation: pg_sys::CmdType::Type) -> &'static str {
     }
 }
 
+/// The tenant under which this transaction first touched a protected table (for explain()).
+pub fn tenant_of_transaction() -> Option<String> {
+    TENANT_OF_TRANSACTION.with(|t| t.borrow().clone())
+}
+
 /// The admitted-query record of a QueryDesc, if any.
 pub fn with_admitted<R>(
     query_desc: *mut pg_sys::QueryDesc,
@@ -415,7 +420,17 @@ unsafe fn is_tenant_column(
 /// TRUNCATE and DROP are judged in the object-access hook, which sees every route to them.
 #[allow(non_upper_case_globals)]
 unsafe fn check_utility_tampering(stmt: *mut pg_sys::Node, command: &'static str) {
-    if stmt.is_null() || !tamper_guard_applies() {
+    if stmt.is_null() {
+        return;
+    }
+    // Only the statements that can tamper look at the registry (reading it takes a snapshot,
+    // which must not happen before, say, SET TRANSACTION ISOLATION LEVEL).
+    use pg_sys::NodeTag::*;
+    if !matches!(
+        (*stmt).type_,
+        T_AlterTableStmt | T_RenameStmt | T_CreatePolicyStmt | T_AlterPolicyStmt | T_DropStmt
+    ) || !tamper_guard_applies()
+    {
         return;
     }
     registry::refresh();

@@ -14,7 +14,9 @@
 //! | `catalog`     | read-only catalog and role questions (thin FFI)                    |
 //! | `refusal`     | the one shape of every error and warning                           |
 //! | `status`      | status()                                                           |
+//! | `explain`     | explain(rel): why this session can or cannot see a table's rows    |
 //! | `tamper`      | the changes to protected tables the tamper guard refuses           |
+//! | `new_tables`  | the new-table guard: protected or exempt by commit                 |
 //! | `bypass`      | begin_bypass() / end_bypass(): the audited admin bypass            |
 //! | `audit`       | where audit events are raised (log line + queue or direct insert)  |
 //! | `audit_event` | the fixed-size event record and its log line                      |
@@ -34,9 +36,11 @@ mod audit_writer;
 mod bypass;
 mod catalog;
 mod claim;
+mod explain;
 mod guard;
 mod hooks;
 mod leader_claims;
+mod new_tables;
 mod policy;
 mod protection;
 mod refusal;
@@ -57,7 +61,8 @@ extension_sql_file!(
         protection::protect_impl,
         protection::unprotect_impl,
         protection::exempt_impl,
-        protection::set_limits_impl
+        protection::set_limits_impl,
+        explain::explain
     ]
 );
 extension_sql_file!(
@@ -66,6 +71,11 @@ extension_sql_file!(
     requires = ["helpers"]
 );
 extension_sql_file!("../sql/lint.sql", name = "lint", requires = ["registry"]);
+extension_sql_file!(
+    "../sql/new_tables.sql",
+    name = "new_tables",
+    requires = ["helpers", new_tables::defer_new_table_check]
+);
 extension_sql_file!(
     "../sql/audit.sql",
     name = "audit",
@@ -89,6 +99,7 @@ pub extern "C-unwind" fn _PG_init() {
     }
     status::set_preloaded();
     shared_memory::init();
+    audit_writer::register_launcher();
     registry::init();
     hooks::init();
 }

@@ -571,6 +571,7 @@ pub fn exempt_impl(rel: Option<pg_sys::Oid>, reason: Option<&str>) -> String {
             &[r.relid.into(), reason.as_str().into(), by.as_str().into()],
         ))
     });
+    invalidate_registry();
     audit::helper_event(EventKind::Exempt, &r.name, &reason);
     format!("exempted {}", r.name)
 }

@@ -35,6 +35,7 @@ pub struct Entry {
 struct Cache {
     registry_oid: pg_sys::Oid,
     entries: FxHashMap<pg_sys::Oid, Entry>,
+    exempt: rustc_hash::FxHashSet<pg_sys::Oid>,
 }
 
 thread_local! {
@@ -98,6 +99,15 @@ pub fn lookup(relid: pg_sys::Oid) -> Option<Entry> {
     })
 }
 
+/// Is the relation in `tenant_guard.exempt_tables`?
+pub fn is_exempt(relid: pg_sys::Oid) -> bool {
+    CACHE.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|c| c.exempt.contains(&relid))
+    })
+}
+
 /// Forces a rebuild at the next statement (after protect()/unprotect() in this backend).
 pub fn mark_stale() {
     STALE.with(|s| s.set(true));
@@ -113,9 +123,11 @@ fn load() -> Cache {
         return Cache {
             registry_oid: pg_sys::InvalidOid,
             entries: FxHashMap::default(),
+            exempt: Default::default(),
         };
     };
     let mut entries = FxHashMap::default();
+    let mut exempt = rustc_hash::FxHashSet::default();
     unsafe {
         // A parallel worker may not take a new snapshot; it reads with its leader's.
         let snapshot = if pg_sys::ParallelWorkerNumber >= 0 {
@@ -171,6 +183,17 @@ fn load() -> Cache {
                 }
             },
         );
+        let nsp = pg_sys::get_rel_namespace(registry_oid);
+        let exempt_oid = pg_sys::get_relname_relid(c"exempt_tables".as_ptr(), nsp);
+        if exempt_oid != pg_sys::InvalidOid {
+            scan(exempt_oid, snapshot, |tuple, desc| {
+                let mut null = false;
+                let relid = pg_sys::heap_getattr(tuple, 1, desc, &mut null);
+                if !null {
+                    exempt.insert(pg_sys::Oid::from(relid.value() as u32));
+                }
+            });
+        }
         pg_sys::UnregisterSnapshot(snapshot);
         let mut pending: Vec<pg_sys::Oid> = entries.keys().copied().collect();
         let mut visited: rustc_hash::FxHashSet<pg_sys::Oid> = pending.iter().copied().collect();
@@ -201,6 +224,7 @@ fn load() -> Cache {
     Cache {
         registry_oid,
         entries,
+        exempt,
     }
 }
 

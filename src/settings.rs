@@ -22,6 +22,17 @@ pub enum Enforce {
     Off,
 }
 
+/// `tenant_guard.new_table_action`
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NewTableAction {
+    #[name = c"error"]
+    Error,
+    #[name = c"warn"]
+    Warn,
+    #[name = c"protect"]
+    Protect,
+}
+
 /// `tenant_guard.claim_scope`
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ClaimScope {
@@ -36,6 +47,12 @@ static ENFORCE: GucSetting<Enforce> = GucSetting::<Enforce>::new(Enforce::On);
 static CLAIM_SCOPE: GucSetting<ClaimScope> = GucSetting::<ClaimScope>::new(ClaimScope::Transaction);
 static TRUSTED_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static BYPASS_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static WATCHED_SCHEMAS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"public"));
+static TENANT_COLUMNS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
+static NEW_TABLE_ACTION: GucSetting<NewTableAction> =
+    GucSetting::<NewTableAction>::new(NewTableAction::Error);
 static AUDIT_QUEUE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(4096);
 static AUDIT_QUERY_MAX: GucSetting<i32> = GucSetting::<i32>::new(1024);
 static BROAD_READ_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1000);
@@ -91,6 +108,30 @@ pub fn init(preloaded: bool) {
         GucFlags::default(),
     );
     crate::bypass::define_setting();
+    GucRegistry::define_string_guc(
+        c"tenant_guard.watched_schemas",
+        c"Comma-separated schemas whose new tables with a tenant column must be protected or exempt.",
+        c"Only superusers may change it.",
+        &WATCHED_SCHEMAS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenant_guard.tenant_columns",
+        c"Comma-separated column names that make a table tenant-scoped.",
+        c"Only superusers may change it.",
+        &TENANT_COLUMNS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"tenant_guard.new_table_action",
+        c"What happens to a new tenant-scoped table that is neither protected nor exempt at commit: error, warn or protect.",
+        c"error fails the migration's transaction; warn lets it commit with a WARNING; protect protects it on the spot. Only superusers may change it.",
+        &NEW_TABLE_ACTION,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     // A server-start setting can only be defined while shared_preload_libraries is processed.
     if preloaded {
         define_audit_queue_size();
@@ -181,6 +222,10 @@ pub fn trusted_roles() -> Vec<String> {
         Some(s) => parse_role_list(&s.to_string_lossy()),
         None => Vec::new(),
     }
+}
+
+pub fn new_table_action() -> NewTableAction {
+    NEW_TABLE_ACTION.get()
 }
 
 /// The role names listed in `tenant_guard.bypass_roles` (empty when unset).

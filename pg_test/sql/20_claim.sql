@@ -297,7 +297,7 @@ ALTER ROLE ALL SET tenant_guard.tenant_id = 'acme';
 \echo :LAST_ERROR_SQLSTATE
 ALTER DATABASE :"dbname" SET tenant_guard.tenant_id = 'acme';
 \echo :LAST_ERROR_SQLSTATE
-SELECT count(*) AS stored_claims FROM pg_db_role_setting WHERE array_to_string(setconfig, ',') LIKE '%tenant_guard%';
+SELECT count(*) AS stored_claims FROM pg_db_role_setting WHERE array_to_string(setconfig, ',') LIKE '%tenant_guard.tenant_id%';
 -- refused: ALTER SYSTEM (postgresql.auto.conf)
 ALTER SYSTEM SET tenant_guard.tenant_id = 'acme';
 \echo :LAST_ERROR_SQLSTATE

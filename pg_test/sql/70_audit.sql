@@ -637,8 +637,10 @@ CREATE DATABASE au_db3;
 SET client_min_messages = warning;
 CREATE EXTENSION tenant_guard;
 RESET client_min_messages;
+BEGIN;   -- one migration: the new-table guard wants the table protected by commit
 CREATE TABLE au_db2_t (tenant_id text NOT NULL, id int NOT NULL, PRIMARY KEY (tenant_id, id));
 SELECT tenant_guard.protect('au_db2_t');
+COMMIT;
 GRANT SELECT ON au_db2_t TO tg_app;
 SET ROLE tg_app;
 SELECT * FROM au_db2_t /* au-db2 */;                -- refused: no claim

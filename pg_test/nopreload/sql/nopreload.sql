@@ -9,11 +9,13 @@ CREATE ROLE np_owner;
 CREATE ROLE np_app;
 GRANT CREATE, USAGE ON SCHEMA public TO np_owner;
 SET ROLE np_owner;
+BEGIN;                                               -- one migration: create, then protect
 CREATE TABLE np_invoices (id int PRIMARY KEY, tenant_id text NOT NULL, amount int);
 CREATE INDEX ON np_invoices (tenant_id);
 INSERT INTO np_invoices VALUES (1, 'acme', 10), (2, 'acme', 20), (3, 'globex', 30), (4, '', 40);
 GRANT SELECT, INSERT, UPDATE, DELETE ON np_invoices TO np_app;
 SELECT tenant_guard.protect('np_invoices');          -- allowed: policies installed
+COMMIT;
 RESET ROLE;
 SET ROLE np_app;
 SELECT * FROM np_invoices;                           -- refused by the policy itself: no claim

@@ -1,0 +1,109 @@
+//! The new-table guard: a table created (or given a tenant column) in a watched schema must be
+//! protected or exempt by the time its transaction commits.
+//!
+//! The `ddl_command_end` event trigger (sql/new_tables.sql) finds tables whose tenant column was
+//! written by the current transaction and calls `_defer_new_table_check()`. The check itself runs
+//! just before commit, so a migration that creates a table and protects (or exempts) it a few
+//! statements later in the same transaction passes. With `new_table_action = protect` the event
+//! trigger protects the table on the spot instead.
+
+use std::cell::RefCell;
+
+use pgrx::callbacks::{register_xact_callback, PgXactCallbackEvent};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::audit;
+use crate::audit_event::EventKind;
+use crate::catalog;
+use crate::refusal::{self, Message};
+use crate::registry;
+use crate::settings::NewTableAction;
+
+thread_local! {
+    /// Tables to check at commit: (relid, tenant column, action).
+    static PENDING: RefCell<Vec<(pg_sys::Oid, String, NewTableAction)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Called by the event trigger for a new tenant-scoped table that is neither protected nor exempt.
+#[pg_extern(name = "_defer_new_table_check", volatile, parallel_unsafe)]
+pub fn defer_new_table_check(rel: Option<pg_sys::Oid>, tenant_column: Option<&str>) {
+    let (Some(relid), Some(column)) = (rel, tenant_column) else {
+        return;
+    };
+    let action = crate::settings::new_table_action();
+    let first = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let first = p.is_empty();
+        if !p.iter().any(|(r, _, _)| *r == relid) {
+            p.push((relid, column.to_string(), action));
+        }
+        first
+    });
+    if first {
+        register_xact_callback(PgXactCallbackEvent::PreCommit, check_pending);
+        register_xact_callback(PgXactCallbackEvent::Abort, || {
+            PENDING.with(|p| p.borrow_mut().clear())
+        });
+    }
+}
+
+/// Just before commit: every pending table must be protected or exempt by now.
+fn check_pending() {
+    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    registry::mark_stale();
+    registry::refresh();
+    for (relid, column, action) in pending {
+        let exists = unsafe { !pg_sys::get_rel_name(relid).is_null() };
+        if !exists || registry::lookup(relid).is_some() || registry::is_exempt(relid) {
+            continue;
+        }
+        let name = catalog::qualified_name(relid);
+        let lit = name.replace('\'', "''");
+        let message = format!(
+            "new table {name} has tenant column \"{}\" but is neither protected nor exempt",
+            column.replace('"', "\"\"")
+        );
+        let hint = format!(
+            "In the same migration: SELECT tenant_guard.protect('{lit}'); or, if every tenant shares it: \
+             SELECT tenant_guard.exempt('{lit}', '<why>');"
+        );
+        match action {
+            NewTableAction::Warn => {
+                audit::guard_event(
+                    EventKind::WouldDeny,
+                    "new_table_unprotected",
+                    &[name],
+                    "COMMIT",
+                    None,
+                    None,
+                );
+                Message::warning(
+                    message,
+                    "tenant_guard.new_table_action = warn lets the transaction commit.",
+                    hint,
+                );
+            }
+            _ => {
+                audit::guard_event(
+                    EventKind::Denied,
+                    "new_table_unprotected",
+                    &[name],
+                    "COMMIT",
+                    None,
+                    None,
+                );
+                refusal::raise(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    message,
+                    Some(
+                        "tenant_guard.new_table_action = error: a tenant-scoped table must be protected or \
+                         exempt before its transaction commits."
+                            .into(),
+                    ),
+                    hint,
+                );
+            }
+        }
+    }
+}
