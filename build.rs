@@ -16,7 +16,9 @@ fn pg_config() -> PathBuf {
             }
         }
     }
-    if let Ok(home) = std::env::var("PGRX_HOME").or_else(|_| std::env::var("HOME").map(|h| format!("{h}/.pgrx"))) {
+    if let Ok(home) =
+        std::env::var("PGRX_HOME").or_else(|_| std::env::var("HOME").map(|h| format!("{h}/.pgrx")))
+    {
         if let Ok(config) = std::fs::read_to_string(format!("{home}/config.toml")) {
             for line in config.lines() {
                 if let Some(rest) = line.trim().strip_prefix("pg15") {
@@ -39,7 +41,10 @@ fn main() {
         .arg("--includedir-server")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", pg_config.display()));
-    let include = String::from_utf8(out.stdout).expect("pg_config output").trim().to_string();
+    let include = String::from_utf8(out.stdout)
+        .expect("pg_config output")
+        .trim()
+        .to_string();
     cc::Build::new()
         .file("src/hooks.c")
         .include(include)
