@@ -18,6 +18,7 @@ pub enum EventKind {
     Exempt = 7,
     Bypass = 8,
     Tamper = 9,
+    TokenRejected = 10,
 }
 
 impl EventKind {
@@ -32,6 +33,7 @@ impl EventKind {
             EventKind::Exempt => "exempt",
             EventKind::Bypass => "bypass",
             EventKind::Tamper => "tamper",
+            EventKind::TokenRejected => "token_rejected",
         }
     }
 
@@ -46,6 +48,7 @@ impl EventKind {
             7 => EventKind::Exempt,
             8 => EventKind::Bypass,
             9 => EventKind::Tamper,
+            10 => EventKind::TokenRejected,
             _ => return None,
         })
     }
@@ -274,7 +277,7 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips() {
-        for k in 1..=9u8 {
+        for k in 1..=10u8 {
             assert_eq!(EventKind::from_u8(k).map(|e| e as u8), Some(k));
         }
         assert_eq!(EventKind::from_u8(0), None);

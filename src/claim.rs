@@ -31,6 +31,13 @@ struct ClaimStamp {
     lxid: u32,
 }
 
+thread_local! {
+    /// Set while set_tenant_token() sets the claim (the one route allowed by require_token).
+    static TOKEN_SETTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The tenant last derived from PostgREST's request.jwt.claims: (claims text, tenant).
+    static JWT_TENANT: std::cell::RefCell<(String, Option<String>)> = const { std::cell::RefCell::new((String::new(), None)) };
+}
+
 /// The stamp of the value currently in force (owned by the GUC machinery).
 static mut CURRENT_STAMP: *const ClaimStamp = std::ptr::null();
 
@@ -122,6 +129,11 @@ fn in_parallel_worker() -> bool {
 /// The claim now, without allocating.
 pub fn state<'a>() -> ClaimState<'a> {
     let raw = settings::tenant_id_raw().map(|c| c.to_str().unwrap_or(""));
+    if raw.is_none_or(str::is_empty) {
+        if let Some(path) = settings::jwt_claims_path() {
+            return jwt_state(&path);
+        }
+    }
     // SAFETY: CURRENT_STAMP is set by the assign hook to the extra of the value in force.
     let stamp = unsafe {
         let p = CURRENT_STAMP;
@@ -145,6 +157,176 @@ pub fn state<'a>() -> ClaimState<'a> {
         );
     }
     evaluate(raw, settings::claim_scope(), stamp, lxid)
+}
+
+/// The claim from PostgREST's `request.jwt.claims` (JSON), at `path`. It counts, in transaction
+/// scope, only when that setting was changed in the current transaction (PostgREST sets it with
+/// set_config(..., true) for every request): a value left from an earlier transaction is stale.
+fn jwt_state<'a>(path: &str) -> ClaimState<'a> {
+    let Some((claims, changed_in_transaction)) = jwt_claims_setting() else {
+        return ClaimState::Unset;
+    };
+    if claims.is_empty() {
+        return ClaimState::Unset;
+    }
+    let tenant = JWT_TENANT.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != claims {
+            let parsed: Option<serde_json::Value> = serde_json::from_str(&claims).ok();
+            let tenant = parsed
+                .as_ref()
+                .and_then(|v| crate::token::tenant_of(crate::token::lookup_path(v, path)));
+            *cache = (
+                claims.clone(),
+                tenant.filter(|t| t.len() <= MAX_CLAIM_BYTES),
+            );
+        }
+        cache.1.clone()
+    });
+    if tenant.is_none() {
+        return ClaimState::Unset;
+    }
+    let valid = settings::claim_scope() == ClaimScope::Session
+        || changed_in_transaction
+        || in_parallel_worker();
+    if !valid {
+        return ClaimState::Stale;
+    }
+    // The string lives in the thread-local cache until the claims change (like a GUC value).
+    let leaked: &'a str = JWT_TENANT.with(|cache| {
+        let cache = cache.borrow();
+        let s: &str = cache.1.as_deref().unwrap_or("");
+        unsafe { std::mem::transmute::<&str, &'a str>(s) }
+    });
+    ClaimState::Valid(leaked)
+}
+
+/// The value of `request.jwt.claims` and whether it was changed in this transaction.
+fn jwt_claims_setting() -> Option<(String, bool)> {
+    unsafe {
+        let vars = pg_sys::get_guc_variables();
+        if vars.is_null() {
+            return None;
+        }
+        for i in 0..pg_sys::GetNumConfigOptions() as usize {
+            let var = *vars.add(i);
+            if var.is_null()
+                || (*var).name.is_null()
+                || CStr::from_ptr((*var).name) != c"request.jwt.claims"
+            {
+                continue;
+            }
+            if (*var).vartype != pg_sys::config_type::PGC_STRING {
+                return None;
+            }
+            let value = *(*(var as *mut pg_sys::config_string)).variable;
+            let text = if value.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(value).to_string_lossy().into_owned()
+            };
+            return Some((text, !(*var).stack.is_null()));
+        }
+        None
+    }
+}
+
+/// GUC check hook of `tenant_guard.token_keys`: valid keys, and never from a place where other
+/// roles could read them (role and database defaults live in a catalog every role can read).
+#[pg_guard]
+pub unsafe extern "C-unwind" fn check_token_keys(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    let value = if newval.is_null() || (*newval).is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(*newval).to_string_lossy().into_owned()
+    };
+    if value.is_empty() {
+        return true;
+    }
+    use pg_sys::GucSource::*;
+    if matches!(
+        source,
+        PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER | PGC_S_TEST | PGC_S_CLIENT
+    ) {
+        set_check_error(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "tenant_guard: token keys cannot be stored as role or database settings or passed as connection options",
+            "Set them in postgresql.conf or with ALTER SYSTEM SET tenant_guard.token_keys = '...' (readable only by superusers).",
+        );
+        return false;
+    }
+    if let Err(why) = crate::token::parse_keys(&value) {
+        set_check_error(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            &format!("tenant_guard: invalid tenant_guard.token_keys: {why}"),
+            "Write comma-separated kid:secret entries; secrets of at least 16 bytes, or kid:base64:... for binary ones.",
+        );
+        return false;
+    }
+    true
+}
+
+/// `tenant_guard.set_tenant_token(token text)`: verifies a signed tenant token (compact JWS,
+/// HS256/384/512) and sets its tenant as the claim for the current transaction.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_tenant_token(token: Option<&str>) -> String {
+    let reject = |r: crate::token::Rejection| -> ! {
+        // Neither the token nor a key reaches the audit trail or the server log: no query text.
+        let ev = crate::audit_event::capture(
+            crate::audit_event::EventKind::TokenRejected,
+            r.code(),
+            &[],
+            "set_tenant_token",
+            None,
+            None,
+            0,
+        );
+        refusal::Message::log(ev.log_line());
+        crate::audit_queue::enqueue(&ev);
+        refusal::raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("tenant token rejected: {}", r.words()),
+            None,
+            "Sign a fresh token with a configured key (tenant_guard.token_keys) and pass it as a parameter.".into(),
+        )
+    };
+    let Some(token) = token else {
+        reject(crate::token::Rejection::Malformed("NULL"))
+    };
+    let keys = settings::token_keys()
+        .map(|k| crate::token::parse_keys(&k).unwrap_or_default())
+        .unwrap_or_default();
+    let issuer = settings::token_issuer();
+    let audience = settings::token_audience();
+    let path = settings::token_tenant_claim();
+    let now = unsafe { (pg_sys::GetCurrentTimestamp() / 1_000_000) + 946_684_800 };
+    let rules = crate::token::Rules {
+        keys: &keys,
+        leeway: settings::token_leeway(),
+        issuer: issuer.as_deref(),
+        audience: audience.as_deref(),
+        tenant_path: &path,
+        now,
+    };
+    match crate::token::verify(token, &rules) {
+        Ok(tenant) => {
+            struct Reset;
+            impl Drop for Reset {
+                fn drop(&mut self) {
+                    TOKEN_SETTING.with(|t| t.set(false));
+                }
+            }
+            TOKEN_SETTING.with(|t| t.set(true));
+            let _reset = Reset;
+            set_claim(&tenant, true);
+            tenant
+        }
+        Err(r) => reject(r),
+    }
 }
 
 /// Marks the start and end of the setting's definition in `_PG_init`.
@@ -205,6 +387,18 @@ pub unsafe extern "C-unwind" fn check_tenant_id(
             }
         }
     };
+    if !value.is_empty()
+        && settings::require_token()
+        && !TOKEN_SETTING.with(|t| t.get())
+        && source == pg_sys::GucSource::PGC_S_SESSION
+    {
+        set_check_error(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "tenant_guard: the tenant claim can only be set with tenant_guard.set_tenant_token() (tenant_guard.require_token = on)",
+            "Sign the tenant on the server and pass the token: SELECT tenant_guard.set_tenant_token($1);",
+        );
+        return false;
+    }
     match judge_new_value(value, source) {
         Ok(()) => {}
         Err(ClaimRejection::TooLong(n)) => {

@@ -17,6 +17,7 @@
 //! | `explain`     | explain(rel): why this session can or cannot see a table's rows    |
 //! | `tamper`      | the changes to protected tables the tamper guard refuses           |
 //! | `new_tables`  | the new-table guard: protected or exempt by commit                 |
+//! | `token`       | signed tenant tokens: JWS HS256/384/512 verification               |
 //! | `bypass`      | begin_bypass() / end_bypass(): the audited admin bypass            |
 //! | `audit`       | where audit events are raised (log line + queue or direct insert)  |
 //! | `audit_event` | the fixed-size event record and its log line                      |
@@ -49,6 +50,7 @@ mod settings;
 mod shared_memory;
 mod status;
 mod tamper;
+mod token;
 
 pgrx::pg_module_magic!();
 

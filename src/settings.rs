@@ -57,6 +57,14 @@ static AUDIT_QUEUE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(4096);
 static AUDIT_QUERY_MAX: GucSetting<i32> = GucSetting::<i32>::new(1024);
 static BROAD_READ_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(0);
+static TOKEN_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static TOKEN_LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
+static TOKEN_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static TOKEN_AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static TOKEN_TENANT_CLAIM: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
+static REQUIRE_TOKEN: GucSetting<bool> = GucSetting::<bool>::new(false);
+static JWT_CLAIMS_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Registers every setting, then reserves the `tenant_guard.` prefix so that a misspelt
 /// setting is an error instead of a silently ignored placeholder.
@@ -129,6 +137,69 @@ pub fn init(preloaded: bool) {
         c"What happens to a new tenant-scoped table that is neither protected nor exempt at commit: error, warn or protect.",
         c"error fails the migration's transaction; warn lets it commit with a WARNING; protect protects it on the spot. Only superusers may change it.",
         &NEW_TABLE_ACTION,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"tenant_guard.token_keys",
+            c"Keys that sign tenant tokens: comma-separated kid:secret (or secret, or kid:base64:...).",
+            c"Only superusers can set or see it; set it in postgresql.conf or with ALTER SYSTEM.",
+            &TOKEN_KEYS,
+            GucContext::Suset,
+            GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+            Some(crate::claim::check_token_keys),
+            None,
+            None,
+        );
+    }
+    GucRegistry::define_int_guc(
+        c"tenant_guard.token_leeway",
+        c"Seconds of clock skew tolerated on a token's exp and nbf.",
+        c"Only superusers may change it.",
+        &TOKEN_LEEWAY,
+        0,
+        3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_string_guc(
+        c"tenant_guard.token_issuer",
+        c"When set, a token's iss claim must equal it.",
+        c"Only superusers may change it.",
+        &TOKEN_ISSUER,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenant_guard.token_audience",
+        c"When set, a token's aud claim must be or contain it.",
+        c"Only superusers may change it.",
+        &TOKEN_AUDIENCE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenant_guard.token_tenant_claim",
+        c"Where the tenant is in a token: a claim name or a dotted path such as app_metadata.tenant_id.",
+        c"Only superusers may change it.",
+        &TOKEN_TENANT_CLAIM,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"tenant_guard.require_token",
+        c"When on, the tenant claim can only be set with tenant_guard.set_tenant_token().",
+        c"SET, SET LOCAL, set_config(), set_tenant() and function SET clauses are refused. Only superusers may change it.",
+        &REQUIRE_TOKEN,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenant_guard.jwt_claims_path",
+        c"When set, the tenant comes from PostgREST's request.jwt.claims at this path (e.g. app_metadata.tenant_id).",
+        c"Used when tenant_guard.tenant_id is not set; the same scope rules apply. Only superusers may change it.",
+        &JWT_CLAIMS_PATH,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -222,6 +293,47 @@ pub fn trusted_roles() -> Vec<String> {
         Some(s) => parse_role_list(&s.to_string_lossy()),
         None => Vec::new(),
     }
+}
+
+fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.trim().is_empty())
+}
+
+pub fn token_keys() -> Option<String> {
+    string(&TOKEN_KEYS)
+}
+
+pub fn token_leeway() -> i64 {
+    TOKEN_LEEWAY.get() as i64
+}
+
+pub fn token_issuer() -> Option<String> {
+    string(&TOKEN_ISSUER)
+}
+
+pub fn token_audience() -> Option<String> {
+    string(&TOKEN_AUDIENCE)
+}
+
+pub fn token_tenant_claim() -> String {
+    string(&TOKEN_TENANT_CLAIM).unwrap_or_else(|| "tenant_id".to_string())
+}
+
+pub fn require_token() -> bool {
+    REQUIRE_TOKEN.get()
+}
+
+/// The JSON path of the tenant in PostgREST's `request.jwt.claims`, when that source is on.
+/// Read without allocating when it is off (every guarded statement asks).
+pub fn jwt_claims_path() -> Option<String> {
+    let raw = unsafe { *JWT_CLAIMS_PATH.as_ptr() };
+    if raw.is_null() || unsafe { *raw } == 0 {
+        return None;
+    }
+    string(&JWT_CLAIMS_PATH)
 }
 
 pub fn new_table_action() -> NewTableAction {
