@@ -18,13 +18,14 @@ BEGIN
           JOIN pg_namespace n ON n.oid = c.relnamespace
           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
          WHERE d.classid = 'pg_catalog.pg_class'::regclass
-           AND d.object_type = 'table'
+           AND d.object_type IN ('table', 'table column')
            AND c.relkind IN ('r', 'p')
-           AND c.relpersistence = 'p'
+           AND c.relpersistence IN ('p', 'u')
            AND n.nspname = ANY (string_to_array(replace(coalesce(current_setting('tenant_guard.watched_schemas', true), 'public'), ' ', ''), ','))
            AND a.attname = ANY (string_to_array(replace(coalesce(current_setting('tenant_guard.tenant_columns', true), 'tenant_id'), ' ', ''), ','))
-           -- the column was created or changed by this transaction (CREATE TABLE, ADD COLUMN, ...)
-           AND a.xmin = pg_catalog.xid(pg_catalog.pg_current_xact_id())
+           -- the column was created or changed by this transaction or one of its savepoints
+           -- (CREATE TABLE, ADD COLUMN, RENAME COLUMN, ...)
+           AND tenant_guard._in_this_transaction(a.xmin)
            AND NOT EXISTS (SELECT 1 FROM tenant_guard.protected_tables p WHERE p.relid = c.oid::regclass)
            AND NOT EXISTS (SELECT 1 FROM tenant_guard.exempt_tables e WHERE e.relid = c.oid::regclass)
            -- partitions and children of protected tables are protected by their own trigger

@@ -2,7 +2,7 @@
 //! server-log line, and hands the event to the queue (guard events) or stores it in the caller's
 //! transaction (policy-helper events, which must vanish if the migration rolls back).
 
-use crate::audit_event::{self, EventKind};
+use crate::audit_event::{self, AuditEvent, EventKind};
 use crate::audit_queue;
 use crate::audit_writer;
 use crate::catalog::as_superuser;
@@ -45,4 +45,29 @@ pub fn helper_event(kind: EventKind, relation: &str, reason: &str) {
     );
     Message::log(ev.log_line());
     as_superuser(|| audit_writer::insert_events(&[ev]));
+}
+
+/// Logs and queues an event captured earlier (bypass statements capture theirs when they start,
+/// so that a failing one can still be recorded without catalog look-ups).
+pub fn emit(ev: &AuditEvent) {
+    Message::log(ev.log_line());
+    audit_queue::enqueue(ev);
+}
+
+/// Captures an event now, to be emitted later with `emit`.
+pub fn capture_for_later(
+    kind: EventKind,
+    reason: &str,
+    relations: &[String],
+    command: &str,
+) -> Box<AuditEvent> {
+    Box::new(audit_event::capture(
+        kind,
+        reason,
+        relations,
+        command,
+        None,
+        None,
+        settings::audit_query_max(),
+    ))
 }

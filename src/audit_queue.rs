@@ -18,7 +18,7 @@ use crate::audit_event::{AuditEvent, EventKind};
 use crate::settings;
 
 pub const MAX_WRITERS: usize = 32;
-const DENIAL_KINDS: usize = 9;
+const DENIAL_KINDS: usize = 10;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -125,6 +125,7 @@ pub fn denial_index(kind: Option<EventKind>, reason: &str) -> usize {
         (_, "hold_cursor") => 5,
         (_, "unprotected_child") => 6,
         (_, "bypass_not_allowed" | "bypass_without_bypassrls") => 7,
+        (_, "new_table_unprotected") => 9,
         _ => 8, // tamper refusals in shadow mode (would_deny)
     }
 }
@@ -139,6 +140,7 @@ pub const DENIAL_NAMES: [&str; DENIAL_KINDS] = [
     "unprotected_child",
     "bypass_not_allowed",
     "tamper",
+    "new_table_unprotected",
 ];
 
 /// Puts an event in the queue (and starts the database's writer if none runs). Returns false

@@ -52,6 +52,12 @@ pub fn explain(
         )
     };
     let name = catalog::qualified_name(relid);
+    if !matches!(table["kind"].as_str(), Some("r") | Some("p")) {
+        refusal::bad_argument(
+            &format!("{name} is not a table; explain() explains tables"),
+            "For a view, explain each table it reads: row security is judged on the tables.",
+        );
+    }
     let registration = rows(
         "SELECT pg_catalog.jsonb_build_object('tenant_column', tenant_column, 'tenant_type', tenant_type::text,
                  'parent', parent::text, 'broad_read_rows', broad_read_rows, 'max_rows', max_rows)
@@ -85,7 +91,8 @@ pub fn explain(
         (
             pg_sys::superuser_arg(user),
             pg_sys::has_bypassrls_privilege(user),
-            pg_sys::pg_class_ownercheck(relid, user),
+            // the table's real owner (pg_class_ownercheck is true for every superuser)
+            table["owner"].as_str() == Some(catalog::role_name(user).as_str()),
         )
     };
     let trusted = catalog::is_trusted(user);
@@ -222,6 +229,16 @@ pub fn explain(
                 Some(format!("GRANT {privilege} ON {name} TO \"{role}\";")),
             )
         } else {
+            let claim_type_error = registration.as_ref().and_then(|r| {
+                let ty = r["tenant_type"].as_str().unwrap_or("");
+                let ok = match ty {
+                    "uuid" => claim::parse_uuid(&claim_raw).is_some(),
+                    "bigint" => claim_raw.trim().parse::<i64>().is_ok(),
+                    "integer" => claim_raw.trim().parse::<i32>().is_ok(),
+                    _ => true,
+                };
+                (claim_valid && !ok).then(|| ty.to_string())
+            });
             match &guard_verdict {
                 Some(Err(refusal)) if preloaded && mode == "on" => {
                     let m = refusal::describe(refusal, &name, &role);
@@ -231,22 +248,34 @@ pub fn explain(
                         m.hint,
                     )
                 }
+                // the policies themselves refuse, whatever the guard's mode
+                Some(_) if !claim_valid && posture == Posture::Filtered => (
+                    false,
+                    "the tenant policies raise an error without a claim".to_string(),
+                    Some(refusal::SET_CLAIM_HINT.to_string()),
+                ),
+                Some(_) if claim_type_error.is_some() && posture == Posture::Filtered => (
+                    false,
+                    format!(
+                        "the claim \"{claim_raw}\" is not a valid {} for this table's tenant column",
+                        claim_type_error.clone().unwrap_or_default()
+                    ),
+                    Some(format!(
+                        "Set tenant_guard.tenant_id to the tenant's {} identifier.",
+                        claim_type_error.clone().unwrap_or_default()
+                    )),
+                ),
                 Some(Err(refusal)) if preloaded && mode == "shadow" => {
                     let m = refusal::describe(refusal, &name, &role);
                     (
                         true,
                         format!(
                             "allowed in shadow mode, audited as would_deny: {}",
-                            m.message
+                            m.message.trim_start_matches("tenant_guard: ")
                         ),
                         m.hint,
                     )
                 }
-                Some(_) if !claim_valid && posture == Posture::Filtered => (
-                    false,
-                    "the tenant policies raise an error without a claim".to_string(),
-                    Some(refusal::SET_CLAIM_HINT.to_string()),
-                ),
                 Some(_) if posture == Posture::Filtered => {
                     let column = registration
                         .as_ref()
@@ -261,7 +290,13 @@ pub fn explain(
                 }
                 Some(_) => (
                     true,
-                    "across all tenants (policies do not apply to this role), audited".to_string(),
+                    if bypass.is_some() {
+                        "across all tenants, in a bypass (every statement audited)".to_string()
+                    } else if trusted {
+                        "across all tenants as a trusted role (reads audited as broad reads)".to_string()
+                    } else {
+                        "across all tenants (policies do not apply to this role; the guard is not enforcing)".to_string()
+                    },
                     None,
                 ),
                 None if posture == Posture::Filtered

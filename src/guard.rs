@@ -97,6 +97,10 @@ pub fn judge(
     posture: impl FnOnce() -> Posture,
     trusted: impl FnOnce() -> bool,
 ) -> Result<(), Refusal> {
+    if facts.hold_cursor_in_transaction_scope {
+        // Not even in a bypass: the rows would outlive it.
+        return Err(Refusal::HoldCursor);
+    }
     if facts.in_bypass {
         return Ok(()); // audited by the caller, statement by statement
     }
@@ -293,16 +297,25 @@ mod tests {
     }
 
     #[test]
-    fn a_bypass_admits_everything_the_guard_would_refuse() {
+    fn a_bypass_admits_everything_the_guard_would_refuse_but_hold_cursors() {
         let facts = RelationFacts {
             in_bypass: true,
-            hold_cursor_in_transaction_scope: true,
             copies_into_unprotected: Some("CREATE TABLE AS"),
             ..DIRECT
         };
         assert_eq!(
             judge(facts, ClaimState::Unset, Some("a"), never, never),
             Ok(())
+        );
+        let hold = RelationFacts {
+            in_bypass: true,
+            hold_cursor_in_transaction_scope: true,
+            ..DIRECT
+        };
+        assert_eq!(
+            judge(hold, ClaimState::Unset, None, never, never),
+            Err(Refusal::HoldCursor),
+            "a WITH HOLD cursor would keep the bypass's rows after it ends"
         );
     }
 

@@ -32,10 +32,11 @@ extern void tenant_guard_executor_start_done(QueryDesc *query_desc, int eflags);
 extern bool tenant_guard_check_range_table(List *range_table, bool ereport_on_violation);
 extern uint64 tenant_guard_executor_run_cap(QueryDesc *query_desc, uint64 *already_sent);
 extern void tenant_guard_executor_run_done(QueryDesc *query_desc, uint64 rows);
+extern void tenant_guard_executor_run_failed(QueryDesc *query_desc);
 extern void tenant_guard_row_cap_exceeded(QueryDesc *query_desc, uint64 cap, uint64 sent);
 extern void tenant_guard_executor_end(QueryDesc *query_desc);
 extern void tenant_guard_utility_enter(PlannedStmt *pstmt);
-extern void tenant_guard_utility_leave(void);
+extern void tenant_guard_utility_leave(QueryCompletion *qc);
 extern void tenant_guard_object_access(bool truncate, Oid relid, int sub_id, bool internal);
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
@@ -160,11 +161,15 @@ tg_executor_run(QueryDesc *query_desc, ScanDirection direction, uint64 count, bo
 		else
 			standard_ExecutorRun(query_desc, direction, count, execute_once);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		query_desc->dest = original;
+		/* a statement under a bypass is audited even when it fails */
+		tenant_guard_executor_run_failed(query_desc);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	query_desc->dest = original;
 	if (query_desc->estate)
 		tenant_guard_executor_run_done(query_desc, query_desc->estate->es_processed);
 }
@@ -196,11 +201,13 @@ tg_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_
 			standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params,
 									query_env, dest, qc);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
-		tenant_guard_utility_leave();
+		tenant_guard_utility_leave(NULL);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	tenant_guard_utility_leave(qc);
 }
 
 /*

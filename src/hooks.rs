@@ -42,6 +42,8 @@ pub struct Admitted {
     pub rows_sent: u64,
     /// Admitted under an admin bypass with this reason: every statement is audited as `bypass`.
     pub bypass_reason: Option<String>,
+    /// The bypass event, captured when the statement started.
+    pub bypass_event: Option<Box<crate::audit_event::AuditEvent>>,
 }
 
 thread_local! {
@@ -60,6 +62,8 @@ thread_local! {
     static SAVED: RefCell<Vec<(bool, &'static str, &'static str)>> = const { RefCell::new(Vec::new()) };
     /// What the last range-table check admitted (taken by ExecutorStart right after).
     static LAST_ADMITTED: RefCell<Option<Admitted>> = const { RefCell::new(None) };
+    /// A COPY under a bypass, emitted with its row count when the COPY ends: (nesting depth, event).
+    static PENDING_COPY: RefCell<Option<(usize, Box<crate::audit_event::AuditEvent>)>> = const { RefCell::new(None) };
     /// Admitted queries that read protected tables, by QueryDesc address.
     static QUERIES: RefCell<Vec<(usize, Admitted)>> = const { RefCell::new(Vec::new()) };
 }
@@ -183,7 +187,21 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_start_done(
         });
     }
     let explain_only = eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0;
-    if let Some(admitted) = LAST_ADMITTED.with(|a| a.borrow_mut().take()) {
+    if let Some(mut admitted) = LAST_ADMITTED.with(|a| a.borrow_mut().take()) {
+        if let Some(reason) = &admitted.bypass_reason {
+            let names: Vec<String> = admitted
+                .relids
+                .iter()
+                .map(|r| catalog::qualified_name(*r))
+                .collect();
+            let command = command_of((*query_desc).operation);
+            admitted.bypass_event = Some(audit::capture_for_later(
+                EventKind::Bypass,
+                reason,
+                &names,
+                command,
+            ));
+        }
         let keep = (*query_desc).operation == pg_sys::CmdType::CMD_SELECT
             || admitted.bypass_reason.is_some();
         if !explain_only && pg_sys::ParallelWorkerNumber < 0 && keep {
@@ -258,6 +276,32 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_run_done(
     });
 }
 
+/// ExecutorRun failed (called from C inside PG_CATCH, just before the error goes on): a statement
+/// under a bypass is audited with the rows it produced. Only queue and log work here.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tenant_guard_executor_run_failed(
+    query_desc: *mut pg_sys::QueryDesc,
+) {
+    let admitted = QUERIES.with(|q| {
+        let mut q = q.borrow_mut();
+        q.iter()
+            .position(|(k, _)| *k == query_desc as usize)
+            .map(|i| q.swap_remove(i).1)
+    });
+    let Some(a) = admitted else { return };
+    if let Some(mut ev) = a.bypass_event {
+        let estate = (*query_desc).estate;
+        let now = if estate.is_null() {
+            0
+        } else {
+            (*estate).es_processed
+        };
+        ev.rows = (a.rows_sent + now) as i64;
+        audit::emit(&ev);
+    }
+}
+
 /// The row cap was reached: audit and refuse the row past it (54000).
 #[pg_guard]
 #[unsafe(no_mangle)]
@@ -304,21 +348,9 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_end(query_desc: *mut pg_sy
     });
     let Some(a) = admitted else { return };
     let rows = a.rows_sent;
-    if let Some(reason) = &a.bypass_reason {
-        let names: Vec<String> = a
-            .relids
-            .iter()
-            .map(|r| catalog::qualified_name(*r))
-            .collect();
-        let command = command_of((*query_desc).operation);
-        audit::guard_event(
-            EventKind::Bypass,
-            reason,
-            &names,
-            command,
-            Some(rows as i64),
-            None,
-        );
+    if let Some(mut ev) = a.bypass_event {
+        ev.rows = rows as i64;
+        audit::emit(&ev);
         return;
     }
     if guard::is_broad_read(rows, a.broad_read_rows, a.via_trusted_role) {
@@ -360,12 +392,40 @@ pub unsafe extern "C-unwind" fn tenant_guard_utility_enter(pstmt: *mut pg_sys::P
     };
     push_state(EXPLAIN_ONLY.with(|f| f.get()), command, Some(command));
     check_utility_tampering(stmt, command);
+    // ALTER TABLE ... SET SCHEMA may move a tenant-scoped table into a watched schema.
+    if !stmt.is_null() && (*stmt).type_ == pg_sys::NodeTag::T_AlterObjectSchemaStmt {
+        let moved = stmt as *mut pg_sys::AlterObjectSchemaStmt;
+        if (*moved).objectType == pg_sys::ObjectType::OBJECT_TABLE {
+            let relid = relid_of((*moved).relation);
+            if relid != pg_sys::InvalidOid {
+                crate::new_tables::table_moved(relid);
+            }
+        }
+    }
 }
 
-/// ProcessUtility, always after the standard work.
+/// ProcessUtility, always after the standard work (`qc` is NULL when it failed): emits a pending
+/// COPY bypass event with its row count, and restores the state.
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn tenant_guard_utility_leave() {
+pub unsafe extern "C-unwind" fn tenant_guard_utility_leave(qc: *mut pg_sys::QueryCompletion) {
+    let depth = SAVED.with(|s| s.borrow().len());
+    let pending = PENDING_COPY.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.as_ref().is_some_and(|(d, _)| *d == depth) {
+            p.take()
+        } else {
+            None
+        }
+    });
+    if let Some((_, mut ev)) = pending {
+        ev.rows = if qc.is_null() {
+            -1
+        } else {
+            (*qc).nprocessed as i64
+        };
+        audit::emit(&ev);
+    }
     pop_state();
 }
 
@@ -442,6 +502,33 @@ unsafe fn check_utility_tampering(stmt: *mut pg_sys::Node, command: &'static str
         pg_sys::NodeTag::T_AlterTableStmt => {
             let alter = stmt as *mut pg_sys::AlterTableStmt;
             let relid = relid_of((*alter).relation);
+            // A protected table put under an unprotected parent: the parent's queries would read
+            // its rows without its policies.
+            for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*alter).cmds).iter_ptr() {
+                use pg_sys::AlterTableType::*;
+                let (child, parent) = match (*cmd).subtype {
+                    AT_AttachPartition => {
+                        let part = (*cmd).def as *mut pg_sys::PartitionCmd;
+                        (
+                            if part.is_null() {
+                                pg_sys::InvalidOid
+                            } else {
+                                relid_of((*part).name)
+                            },
+                            relid,
+                        )
+                    }
+                    AT_AddInherit => (relid, relid_of((*cmd).def as *mut pg_sys::RangeVar)),
+                    _ => continue,
+                };
+                if child != pg_sys::InvalidOid
+                    && parent != pg_sys::InvalidOid
+                    && protected(child).is_some()
+                    && registry::lookup(parent).is_none()
+                {
+                    judge_tampering(child, Tamper::AttachToUnprotectedParent, command);
+                }
+            }
             let Some(entry) = protected(relid) else {
                 return;
             };
@@ -453,6 +540,12 @@ unsafe fn check_utility_tampering(stmt: *mut pg_sys::Node, command: &'static str
                     AT_ChangeOwner => Some(Tamper::ChangeOwner),
                     AT_AlterColumnType if is_tenant_column(relid, &entry, (*cmd).name) => {
                         Some(Tamper::RetypeTenantColumn)
+                    }
+                    AT_DropColumn if is_tenant_column(relid, &entry, (*cmd).name) => {
+                        Some(Tamper::DropTenantColumn)
+                    }
+                    AT_DropNotNull if is_tenant_column(relid, &entry, (*cmd).name) => {
+                        Some(Tamper::NullableTenantColumn)
                     }
                     AT_DetachPartition => {
                         let part = (*cmd).def as *mut pg_sys::PartitionCmd;
@@ -580,10 +673,9 @@ unsafe fn report_refusal(refusal: &Refusal, relid: pg_sys::Oid, user: pg_sys::Oi
 }
 
 /// Internal work that the guard never blocks (contract, "The guard", item 8).
-unsafe fn is_internal_work(ereport: bool) -> bool {
+unsafe fn is_internal_work() -> bool {
     OWN_QUERY.with(|f| f.get())
         || EXPLAIN_ONLY.with(|f| f.get())
-        || !ereport // the foreign-key initial check of ALTER TABLE ... ADD FOREIGN KEY
         || crate::audit_writer::is_audit_writer()
         || pg_sys::creating_extension
         || pg_sys::IsBinaryUpgrade
@@ -592,12 +684,24 @@ unsafe fn is_internal_work(ereport: bool) -> bool {
 
 unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bool {
     let mode = settings::enforce();
-    if mode == Enforce::Off || is_internal_work(ereport) {
+    if mode == Enforce::Off || is_internal_work() {
         return true;
     }
     {
         let _own = FlagScope::enter(&OWN_QUERY, true);
         registry::refresh();
+    }
+    if !ereport {
+        // The foreign-key initial check of ALTER TABLE ... ADD/VALIDATE FOREIGN KEY runs its
+        // query as the owner with row security in force, so policies would hide rows from it.
+        // Answering "no" makes PostgreSQL validate row by row through its foreign-key triggers,
+        // which run without forced row security and are complete.
+        let rtable = PgList::<pg_sys::RangeTblEntry>::from_pg(range_table);
+        let touches_protected = rtable.iter_ptr().any(|rte| {
+            (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                && registry::lookup((*rte).relid).is_some()
+        });
+        return !touches_protected;
     }
     if registry::is_empty() {
         return true;
@@ -691,12 +795,15 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
     }
     if let Some(reason) = &bypass_reason {
         if COMMAND.with(|c| c.get()) == "COPY" {
-            // COPY of a table reads it without the executor: audit it here.
+            // COPY of a table reads it without the executor: audit it when the COPY ends, with
+            // its row count.
             let names: Vec<String> = admitted
                 .iter()
                 .map(|r| catalog::qualified_name(*r))
                 .collect();
-            audit::guard_event(EventKind::Bypass, reason, &names, "COPY", None, None);
+            let ev = audit::capture_for_later(EventKind::Bypass, reason, &names, "COPY");
+            let depth = SAVED.with(|s| s.borrow().len());
+            PENDING_COPY.with(|p| *p.borrow_mut() = Some((depth, ev)));
             return true;
         }
     }
@@ -714,6 +821,7 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
                 broad_read_rows: guard::row_limit(settings::broad_read_rows(), broad_overrides),
                 rows_sent: 0,
                 bypass_reason: bypass_reason.clone(),
+                bypass_event: None,
             })
         });
     }

@@ -76,7 +76,11 @@ extension_sql_file!("../sql/lint.sql", name = "lint", requires = ["registry"]);
 extension_sql_file!(
     "../sql/new_tables.sql",
     name = "new_tables",
-    requires = ["helpers", new_tables::defer_new_table_check]
+    requires = [
+        "helpers",
+        new_tables::defer_new_table_check,
+        new_tables::in_this_transaction
+    ]
 );
 extension_sql_file!(
     "../sql/audit.sql",

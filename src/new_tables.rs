@@ -1,9 +1,10 @@
-//! The new-table guard: a table created (or given a tenant column) in a watched schema must be
-//! protected or exempt by the time its transaction commits.
+//! The new-table guard: a table created (or given a tenant column, or moved into a watched
+//! schema) must be protected or exempt by the time its transaction commits.
 //!
 //! The `ddl_command_end` event trigger (sql/new_tables.sql) finds tables whose tenant column was
-//! written by the current transaction and calls `_defer_new_table_check()`. The check itself runs
-//! just before commit, so a migration that creates a table and protects (or exempts) it a few
+//! written by the current transaction and calls `_defer_new_table_check()`; the utility hook does
+//! the same for `ALTER TABLE ... SET SCHEMA`. The check itself runs just before commit (or
+//! PREPARE TRANSACTION), so a migration that creates a table and protects (or exempts) it a few
 //! statements later in the same transaction passes. With `new_table_action = protect` the event
 //! trigger protects the table on the spot instead.
 
@@ -18,11 +19,47 @@ use crate::audit_event::EventKind;
 use crate::catalog;
 use crate::refusal::{self, Message};
 use crate::registry;
-use crate::settings::NewTableAction;
+use crate::settings::{self, NewTableAction};
 
 thread_local! {
     /// Tables to check at commit: (relid, tenant column, action).
     static PENDING: RefCell<Vec<(pg_sys::Oid, String, NewTableAction)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Was this transaction id written by the current transaction (or one of its subtransactions)?
+#[pg_extern(name = "_in_this_transaction", volatile, parallel_unsafe)]
+pub fn in_this_transaction(xid: Option<pg_sys::TransactionId>) -> bool {
+    xid.is_some_and(|x| unsafe { pg_sys::TransactionIdIsCurrentTransactionId(x) })
+}
+
+/// The tenant column a relation has, if any (the first of `tenant_guard.tenant_columns`).
+pub fn tenant_column_of(relid: pg_sys::Oid) -> Option<String> {
+    settings::tenant_columns().into_iter().find(|name| {
+        let Ok(c) = std::ffi::CString::new(name.as_str()) else {
+            return false;
+        };
+        unsafe { pg_sys::get_attnum(relid, c.as_ptr()) > 0 }
+    })
+}
+
+/// Is the relation in one of `tenant_guard.watched_schemas`?
+fn in_watched_schema(relid: pg_sys::Oid) -> bool {
+    let schema = unsafe {
+        let p = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
+        if p.is_null() {
+            return false;
+        }
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    };
+    settings::watched_schemas().iter().any(|s| *s == schema)
+}
+
+/// ALTER TABLE ... SET SCHEMA (from the utility hook): a tenant-scoped table moved into a
+/// watched schema is checked at commit like a new one.
+pub fn table_moved(relid: pg_sys::Oid) {
+    if let Some(column) = tenant_column_of(relid) {
+        defer_new_table_check(Some(relid), Some(&column));
+    }
 }
 
 /// Called by the event trigger for a new tenant-scoped table that is neither protected nor exempt.
@@ -31,7 +68,7 @@ pub fn defer_new_table_check(rel: Option<pg_sys::Oid>, tenant_column: Option<&st
     let (Some(relid), Some(column)) = (rel, tenant_column) else {
         return;
     };
-    let action = crate::settings::new_table_action();
+    let action = settings::new_table_action();
     let first = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         let first = p.is_empty();
@@ -42,6 +79,7 @@ pub fn defer_new_table_check(rel: Option<pg_sys::Oid>, tenant_column: Option<&st
     });
     if first {
         register_xact_callback(PgXactCallbackEvent::PreCommit, check_pending);
+        register_xact_callback(PgXactCallbackEvent::PrePrepare, check_pending);
         register_xact_callback(PgXactCallbackEvent::Abort, || {
             PENDING.with(|p| p.borrow_mut().clear())
         });
@@ -51,11 +89,19 @@ pub fn defer_new_table_check(rel: Option<pg_sys::Oid>, tenant_column: Option<&st
 /// Just before commit: every pending table must be protected or exempt by now.
 fn check_pending() {
     let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    if pending.is_empty() {
+        return;
+    }
     registry::mark_stale();
     registry::refresh();
     for (relid, column, action) in pending {
         let exists = unsafe { !pg_sys::get_rel_name(relid).is_null() };
-        if !exists || registry::lookup(relid).is_some() || registry::is_exempt(relid) {
+        if !exists
+            || registry::lookup(relid).is_some()
+            || registry::is_exempt(relid)
+            || !in_watched_schema(relid)
+            || tenant_column_of(relid).is_none()
+        {
             continue;
         }
         let name = catalog::qualified_name(relid);
@@ -64,9 +110,14 @@ fn check_pending() {
             "new table {name} has tenant column \"{}\" but is neither protected nor exempt",
             column.replace('"', "\"\"")
         );
+        let column_arg = if column == "tenant_id" {
+            String::new()
+        } else {
+            format!(", '{}'", column.replace('\'', "''"))
+        };
         let hint = format!(
-            "In the same migration: SELECT tenant_guard.protect('{lit}'); or, if every tenant shares it: \
-             SELECT tenant_guard.exempt('{lit}', '<why>');"
+            "In the same migration: SELECT tenant_guard.protect('{lit}'{column_arg}); or, if every tenant \
+             shares it: SELECT tenant_guard.exempt('{lit}', '<why>');"
         );
         match action {
             NewTableAction::Warn => {

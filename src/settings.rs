@@ -336,6 +336,20 @@ pub fn jwt_claims_path() -> Option<String> {
     string(&JWT_CLAIMS_PATH)
 }
 
+/// `tenant_guard.tenant_columns` as a list.
+pub fn tenant_columns() -> Vec<String> {
+    string(&TENANT_COLUMNS)
+        .map(|s| parse_role_list(&s))
+        .unwrap_or_default()
+}
+
+/// `tenant_guard.watched_schemas` as a list.
+pub fn watched_schemas() -> Vec<String> {
+    string(&WATCHED_SCHEMAS)
+        .map(|s| parse_role_list(&s))
+        .unwrap_or_default()
+}
+
 pub fn new_table_action() -> NewTableAction {
     NEW_TABLE_ACTION.get()
 }

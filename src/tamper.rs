@@ -20,9 +20,11 @@ pub enum Tamper {
     DropTenantColumn,
     RenameTenantColumn,
     RetypeTenantColumn,
+    NullableTenantColumn,
     ChangeOwner,
     DropTable,
     DetachUnprotectedPartition,
+    AttachToUnprotectedParent,
     /// CREATE TABLE AS, SELECT INTO, CREATE/REFRESH MATERIALIZED VIEW reading protected rows.
     CopyIntoUnprotected(&'static str),
 }
@@ -40,6 +42,8 @@ impl Tamper {
             Tamper::DropTenantColumn => "drop_tenant_column",
             Tamper::RenameTenantColumn => "rename_tenant_column",
             Tamper::RetypeTenantColumn => "retype_tenant_column",
+            Tamper::NullableTenantColumn => "nullable_tenant_column",
+            Tamper::AttachToUnprotectedParent => "attach_to_unprotected_parent",
             Tamper::ChangeOwner => "change_owner",
             Tamper::DropTable => "drop_table",
             Tamper::DetachUnprotectedPartition => "detach_unprotected_partition",
@@ -92,6 +96,18 @@ impl Tamper {
                 ),
                 "The tenant policies compare every row through this column.".to_string(),
                 format!("Unprotect the table first: SELECT tenant_guard.unprotect('{lit}', '<why>');"),
+            ),
+            Tamper::NullableTenantColumn => (
+                format!("DROP NOT NULL on the tenant column of protected table {rel} is not allowed"),
+                "A row without a tenant belongs to nobody; protect() requires the column to be NOT NULL.".to_string(),
+                format!("Unprotect the table first: SELECT tenant_guard.unprotect('{lit}', '<why>');"),
+            ),
+            Tamper::AttachToUnprotectedParent => (
+                format!("putting protected table {rel} under a parent that is not protected is not allowed"),
+                "Queries on the parent read its children's rows with the parent's policies only, so this \
+                 table's rows would be read without any tenant policy."
+                    .to_string(),
+                "Protect the parent first: SELECT tenant_guard.protect('<parent>');".to_string(),
             ),
             Tamper::ChangeOwner => (
                 format!("changing the owner of protected table {rel} is not allowed"),
@@ -153,7 +169,7 @@ pub fn in_helper() -> bool {
 mod tests {
     use super::*;
 
-    const ALL: [Tamper; 13] = [
+    const ALL: [Tamper; 15] = [
         Tamper::Truncate,
         Tamper::DisableRowSecurity,
         Tamper::NoForceRowSecurity,
@@ -163,9 +179,11 @@ mod tests {
         Tamper::DropTenantColumn,
         Tamper::RenameTenantColumn,
         Tamper::RetypeTenantColumn,
+        Tamper::NullableTenantColumn,
         Tamper::ChangeOwner,
         Tamper::DropTable,
         Tamper::DetachUnprotectedPartition,
+        Tamper::AttachToUnprotectedParent,
         Tamper::CopyIntoUnprotected("CREATE TABLE AS"),
     ];
 
