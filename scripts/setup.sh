@@ -39,3 +39,28 @@ if ! python3 -c 'import psycopg' 2>/dev/null; then
     log "installing psycopg (multi-connection tests)"
     PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check 'psycopg[binary]>=3.1,<3.3'
 fi
+
+# PgBouncer for the connection-pool tests (pg_test/sessions/test_pgbouncer.py starts its own).
+if ! dpkg-query -W -f='${Status}' pgbouncer 2>/dev/null | grep -q "install ok installed"; then
+    log "installing Debian package: pgbouncer (connection-pool tests)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
+fi
+
+# npm packages of the client examples (pg_test/sessions/test_examples.py), from their lock files;
+# again only when a lock file changed. --ignore-scripts: nothing downloads engines or binaries.
+examples_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/examples"
+for ex in node-postgres prisma; do
+    d="$examples_dir/$ex"
+    [ -f "$d/package-lock.json" ] || continue
+    if ! cmp -s "$d/package-lock.json" "$d/node_modules/.tenant_guard-installed-lock"; then
+        if command -v npm >/dev/null; then
+            log "npm ci in examples/$ex"
+            (cd "$d" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null) \
+                && cp "$d/package-lock.json" "$d/node_modules/.tenant_guard-installed-lock"
+        else
+            log "npm is missing: the Node.js examples' tests will fail (they need Node.js 20.19 or later)"
+        fi
+    fi
+done

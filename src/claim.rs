@@ -129,7 +129,8 @@ fn in_parallel_worker() -> bool {
 /// The claim now, without allocating.
 pub fn state<'a>() -> ClaimState<'a> {
     let raw = settings::tenant_id_raw().map(|c| c.to_str().unwrap_or(""));
-    if raw.is_none_or(str::is_empty) {
+    // request.jwt.claims is trusted only without require_token: any SQL client can set it.
+    if raw.is_none_or(str::is_empty) && !settings::require_token() {
         if let Some(path) = settings::jwt_claims_path() {
             return jwt_state(&path);
         }
@@ -171,15 +172,14 @@ fn jwt_state<'a>(path: &str) -> ClaimState<'a> {
     }
     let tenant = JWT_TENANT.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if cache.0 != claims {
+        // Keyed by path and claims: a changed path must not reuse the old answer.
+        let key = format!("{path}\u{1f}{claims}");
+        if cache.0 != key {
             let parsed: Option<serde_json::Value> = serde_json::from_str(&claims).ok();
             let tenant = parsed
                 .as_ref()
                 .and_then(|v| crate::token::tenant_of(crate::token::lookup_path(v, path)));
-            *cache = (
-                claims.clone(),
-                tenant.filter(|t| t.len() <= MAX_CLAIM_BYTES),
-            );
+            *cache = (key, tenant.filter(|t| t.len() <= MAX_CLAIM_BYTES));
         }
         cache.1.clone()
     });

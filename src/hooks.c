@@ -45,6 +45,22 @@ static ExecutorEnd_hook_type prev_executor_end = NULL;
 static ExecutorCheckPerms_hook_type prev_check_perms = NULL;
 static ProcessUtility_hook_type prev_process_utility = NULL;
 static object_access_hook_type prev_object_access = NULL;
+static emit_log_hook_type prev_emit_log = NULL;
+
+/*
+ * emit_log_hook: PostgreSQL logs "parameter X changed to VALUE" when the configuration is
+ * reloaded; for tenant_guard.token_keys that would write the signing keys into the server log.
+ */
+static void
+tg_emit_log(ErrorData *edata)
+{
+	if (edata->message != NULL &&
+		strstr(edata->message, "\"tenant_guard.token_keys\"") != NULL &&
+		strstr(edata->message, " changed to ") != NULL)
+		edata->message = pstrdup("parameter \"tenant_guard.token_keys\" changed (value not logged)");
+	if (prev_emit_log)
+		prev_emit_log(edata);
+}
 
 /*
  * ExecutorStart: once per query, before execution (also for plain EXPLAIN). The range-table
@@ -248,6 +264,8 @@ tenant_guard_install_hooks(void)
 	ProcessUtility_hook = tg_process_utility;
 	prev_object_access = object_access_hook;
 	object_access_hook = tg_object_access;
+	prev_emit_log = emit_log_hook;
+	emit_log_hook = tg_emit_log;
 }
 
 /* The client's address as the server saw it ("" for none); no SQL, usable anywhere. */

@@ -328,3 +328,80 @@ def startup_error(cfg, params):
                 return None
     finally:
         s.close()
+
+
+# -- cluster-wide settings (ALTER SYSTEM), restored afterwards -------------------------------
+
+class system_settings:
+    """Context manager: ALTER SYSTEM SET each name = value, reload, and wait until a new session
+    sees the values; on exit ALTER SYSTEM RESET each name, reload, and wait until a new session
+    sees the values of before. For superuser-only settings (tenant_guard.token_keys,
+    bypass_roles, jwt_claims_path, ...) that a test needs in every new backend, including those a
+    pooler opens. Keyword names use __ for the dot: tenant_guard__token_keys='k1:...'."""
+
+    def __init__(self, cfg, **settings):
+        self.cfg = cfg
+        self.settings = {k.replace("__", "."): v for k, v in settings.items()}
+        self.before = {}
+
+    def _current(self):
+        with psycopg.connect(**self.cfg.conninfo(SUPERUSER, "postgres"), autocommit=True) as c:
+            return {n: c.execute("SELECT current_setting(%s, true)", (n,)).fetchone()[0] or ""
+                    for n in self.settings}
+
+    def _apply(self, want, reset):
+        import psycopg.sql
+
+        with psycopg.connect(**self.cfg.conninfo(SUPERUSER, "postgres"), autocommit=True) as c:
+            for name, value in self.settings.items():
+                if reset:
+                    c.execute(f"ALTER SYSTEM RESET {name}")
+                else:
+                    c.execute(f"ALTER SYSTEM SET {name} = {psycopg.sql.quote(value)}")
+            c.execute("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + 10
+        while True:
+            seen = self._current()
+            if seen == want:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"ALTER SYSTEM + pg_reload_conf(): expected {want} in a new session "
+                                     f"after 10 s, got {seen}")
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self.before = self._current()
+        self._apply(dict(self.settings), reset=False)
+        return self
+
+    def __exit__(self, *exc):
+        self._apply(self.before, reset=True)
+        return False
+
+
+def ensure_login_role(cfg, name, attributes="NOBYPASSRLS"):
+    """Creates a LOGIN role when missing and gives it exactly these attributes."""
+    with psycopg.connect(**cfg.conninfo(SUPERUSER, "postgres"), autocommit=True) as c:
+        exists = c.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (name,)).fetchone()
+        if not exists:
+            c.execute(f'CREATE ROLE "{name}" LOGIN')
+        c.execute(f'ALTER ROLE "{name}" LOGIN NOSUPERUSER {attributes}')
+
+
+def sign_token(payload, secret, kid=None, alg="HS256"):
+    """A compact JWS (HS256/HS384/HS512) signed with `secret` (str or bytes), for the tests."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = {"alg": alg, "typ": "JWT"}
+    if kid is not None:
+        header["kid"] = kid
+    signed = b64(json.dumps(header).encode()) + "." + b64(json.dumps(payload).encode())
+    digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}[alg]
+    key = secret.encode() if isinstance(secret, str) else secret
+    return signed + "." + b64(hmac.new(key, signed.encode(), digest).digest())
