@@ -58,3 +58,6 @@ BEGIN;
 SELECT * FROM np_invoices ORDER BY id;               -- refused: set in an earlier transaction
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
+-- lint() says loudly that the guard is not preloaded
+\c
+SELECT severity, code FROM tenant_guard.lint() WHERE code = 'guard_not_preloaded';
