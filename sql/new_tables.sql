@@ -21,8 +21,8 @@ BEGIN
            AND d.object_type IN ('table', 'table column')
            AND c.relkind IN ('r', 'p')
            AND c.relpersistence IN ('p', 'u')
-           AND n.nspname = ANY (string_to_array(replace(coalesce(current_setting('tenant_guard.watched_schemas', true), 'public'), ' ', ''), ','))
-           AND a.attname = ANY (string_to_array(replace(coalesce(current_setting('tenant_guard.tenant_columns', true), 'tenant_id'), ' ', ''), ','))
+           AND n.nspname = ANY (tenant_guard._watched_schemas())
+           AND a.attname = ANY (tenant_guard._tenant_columns())
            -- the column was created or changed by this transaction or one of its savepoints
            -- (CREATE TABLE, ADD COLUMN, RENAME COLUMN, ...)
            AND tenant_guard._in_this_transaction(a.xmin)
@@ -32,7 +32,7 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM pg_inherits i
                              JOIN tenant_guard.protected_tables p ON p.relid = i.inhparent::regclass
                             WHERE i.inhrelid = c.oid)
-         ORDER BY c.oid, a.attnum
+         ORDER BY c.oid, array_position(tenant_guard._tenant_columns(), a.attname::text)
     LOOP
         IF action = 'protect' THEN
             RAISE NOTICE 'tenant_guard: %', tenant_guard.protect(t.relid::regclass, t.tenant_column::name);

@@ -392,6 +392,21 @@ pub unsafe extern "C-unwind" fn tenant_guard_utility_enter(pstmt: *mut pg_sys::P
     };
     push_state(EXPLAIN_ONLY.with(|f| f.get()), command, Some(command));
     check_utility_tampering(stmt, command);
+    // REASSIGN OWNED changes table owners without ALTER TABLE ... OWNER TO.
+    if !stmt.is_null()
+        && (*stmt).type_ == pg_sys::NodeTag::T_ReassignOwnedStmt
+        && tamper_guard_applies()
+    {
+        let reassign = stmt as *mut pg_sys::ReassignOwnedStmt;
+        let roles: Vec<pg_sys::Oid> = PgList::<pg_sys::RoleSpec>::from_pg((*reassign).roles)
+            .iter_ptr()
+            .map(|r| pg_sys::get_rolespec_oid(r, true))
+            .filter(|r| *r != pg_sys::InvalidOid)
+            .collect();
+        if let Some(relid) = protected_table_owned_by(&roles) {
+            judge_tampering(relid, Tamper::ChangeOwner, command);
+        }
+    }
     // ALTER TABLE ... SET SCHEMA may move a tenant-scoped table into a watched schema.
     if !stmt.is_null() && (*stmt).type_ == pg_sys::NodeTag::T_AlterObjectSchemaStmt {
         let moved = stmt as *mut pg_sys::AlterObjectSchemaStmt;
@@ -645,6 +660,29 @@ pub unsafe extern "C-unwind" fn tenant_guard_object_access(
     }
 }
 
+/// A protected root table owned by one of `roles`, if any.
+unsafe fn protected_table_owned_by(roles: &[pg_sys::Oid]) -> Option<pg_sys::Oid> {
+    if roles.is_empty() {
+        return None;
+    }
+    let owners: Vec<pg_sys::Oid> = roles.to_vec();
+    Spi::connect(|c| {
+        let rows = c
+            .select(
+                "SELECT c.oid FROM tenant_guard.protected_tables p
+                   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
+                  WHERE c.relowner OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1",
+                None,
+                &[owners.into()],
+            )
+            .ok()?;
+        for row in rows {
+            return row.get::<pg_sys::Oid>(1).ok().flatten();
+        }
+        None
+    })
+}
+
 /// Is a holdable cursor being opened or persisted right now? Its rows would outlive the claim.
 unsafe fn in_holdable_cursor() -> bool {
     let portal = pg_sys::ActivePortal;
@@ -726,8 +764,9 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
         let facts = RelationFacts {
             registered: entry.registered,
             named_directly: (*rte).requiredPerms != 0,
+            // A holdable cursor's rows outlive the transaction's claim, and a bypass too.
             hold_cursor_in_transaction_scope: hold_cursor
-                && settings::claim_scope() == ClaimScope::Transaction,
+                && (settings::claim_scope() == ClaimScope::Transaction || bypass_reason.is_some()),
             copies_into_unprotected,
             in_bypass: bypass_reason.is_some(),
         };
@@ -773,7 +812,11 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
                 // Shadow mode goes on after a refusal: one warning per table and statement.
                 if !refused.contains(&relid) {
                     refused.push(relid);
-                    report_refusal(&refusal, relid, user, COMMAND.with(|c| c.get()));
+                    let command = match refusal {
+                        Refusal::Tamper(Tamper::CopyIntoUnprotected(utility)) => utility,
+                        _ => COMMAND.with(|c| c.get()),
+                    };
+                    report_refusal(&refusal, relid, user, command);
                 }
             }
         }

@@ -79,7 +79,9 @@ extension_sql_file!(
     requires = [
         "helpers",
         new_tables::defer_new_table_check,
-        new_tables::in_this_transaction
+        new_tables::in_this_transaction,
+        new_tables::watched_schemas_sql,
+        new_tables::tenant_columns_sql
     ]
 );
 extension_sql_file!(

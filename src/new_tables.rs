@@ -32,6 +32,18 @@ pub fn in_this_transaction(xid: Option<pg_sys::TransactionId>) -> bool {
     xid.is_some_and(|x| unsafe { pg_sys::TransactionIdIsCurrentTransactionId(x) })
 }
 
+/// `tenant_guard.watched_schemas`, parsed like everywhere else (for the event trigger).
+#[pg_extern(name = "_watched_schemas", stable, parallel_safe)]
+pub fn watched_schemas_sql() -> Vec<String> {
+    settings::watched_schemas()
+}
+
+/// `tenant_guard.tenant_columns`, parsed like everywhere else, in priority order.
+#[pg_extern(name = "_tenant_columns", stable, parallel_safe)]
+pub fn tenant_columns_sql() -> Vec<String> {
+    settings::tenant_columns()
+}
+
 /// The tenant column a relation has, if any (the first of `tenant_guard.tenant_columns`).
 pub fn tenant_column_of(relid: pg_sys::Oid) -> Option<String> {
     settings::tenant_columns().into_iter().find(|name| {

@@ -815,3 +815,24 @@ DROP ROLE tp_gone;
 SELECT count(*) AS tp_registry_rows FROM tenant_guard.protected_tables WHERE relid::text LIKE '%tp\_%';  -- 0
 SELECT count(*) AS tp_relations FROM pg_class WHERE relname LIKE 'tp\_%';  -- 0
 DROP FUNCTION tp_seen(text, int);
+
+-- REASSIGN OWNED changes the owner of a protected table without ALTER TABLE ... OWNER TO: refused;
+-- DROP NOT NULL on the tenant column: refused
+CREATE ROLE tp_old_owner;
+CREATE ROLE tp_new_owner;
+GRANT CREATE ON SCHEMA public TO tp_old_owner;
+SET ROLE tp_old_owner;
+BEGIN;
+CREATE TABLE tp_reassign (id int PRIMARY KEY, tenant_id text NOT NULL);
+SELECT tenant_guard.protect('tp_reassign');
+COMMIT;
+ALTER TABLE tp_reassign ALTER COLUMN tenant_id DROP NOT NULL;   -- refused: the tenant column must stay NOT NULL
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+REASSIGN OWNED BY tp_old_owner TO tp_new_owner;     -- refused: would change a protected table's owner
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE relname = 'tp_reassign';  -- tp_old_owner
+SELECT tenant_guard.unprotect('tp_reassign', 'tp_ test teardown');
+DROP TABLE tp_reassign;
+REVOKE CREATE ON SCHEMA public FROM tp_old_owner;
+DROP ROLE tp_old_owner, tp_new_owner;
