@@ -517,7 +517,15 @@ fn current_tenant() -> Option<String> {
 /// the policies fail closed with an error even where the executor guard is not loaded.
 fn required() -> &'static str {
     match state() {
-        ClaimState::Valid(v) => v,
+        ClaimState::Valid(v) => {
+            // The guard admitted this transaction's statements under one tenant; a claim changed
+            // since (even inside the statement, e.g. by set_config() in a WHERE clause evaluated
+            // before the policy) must not read another tenant's rows.
+            if let Some(earlier) = crate::hooks::switched_from(v) {
+                refusal::tenant_switched_in_policy(&earlier, v);
+            }
+            v
+        }
         ClaimState::Unset => refusal::no_claim_in_policy(false),
         ClaimState::Stale => refusal::no_claim_in_policy(true),
     }

@@ -129,6 +129,7 @@ pub fn explain(
             hold_cursor_in_transaction_scope: false,
             copies_into_unprotected: None,
             in_bypass: bypass.is_some(),
+            explain_analyze: false,
         };
         let earlier = hooks::tenant_of_transaction();
         guard::judge(facts, claim, earlier.as_deref(), || posture, || trusted)

@@ -36,6 +36,9 @@ pub struct RelationFacts {
     pub copies_into_unprotected: Option<&'static str>,
     /// The role runs inside an audited admin bypass.
     pub in_bypass: bool,
+    /// The statement runs under EXPLAIN ANALYZE, whose row counts ("Rows Removed by Filter")
+    /// would count other tenants' rows.
+    pub explain_analyze: bool,
 }
 
 /// Why a statement is refused.
@@ -47,6 +50,7 @@ pub enum Refusal {
     TenantSwitch { from: String, to: String },
     PolicyVoidingRole(Posture),
     Tamper(Tamper),
+    ExplainAnalyze,
 }
 
 impl Refusal {
@@ -64,6 +68,7 @@ impl Refusal {
             Refusal::PolicyVoidingRole(Posture::TableRlsDisabled) => "rls_disabled",
             Refusal::PolicyVoidingRole(Posture::Filtered) => "policy",
             Refusal::Tamper(t) => t.code(),
+            Refusal::ExplainAnalyze => "explain_analyze",
         }
     }
 }
@@ -107,6 +112,9 @@ pub fn judge(
     if let Some(command) = facts.copies_into_unprotected {
         return Err(Refusal::Tamper(Tamper::CopyIntoUnprotected(command)));
     }
+    if facts.explain_analyze {
+        return Err(Refusal::ExplainAnalyze);
+    }
     if !facts.registered && facts.named_directly {
         return Err(Refusal::UnprotectedChild);
     }
@@ -149,6 +157,7 @@ mod tests {
         hold_cursor_in_transaction_scope: false,
         copies_into_unprotected: None,
         in_bypass: false,
+        explain_analyze: false,
     };
 
     fn never<T>() -> T {
@@ -329,6 +338,24 @@ mod tests {
             judge(facts, ClaimState::Valid("a"), None, never, never),
             Err(Refusal::Tamper(Tamper::CopyIntoUnprotected("SELECT INTO")))
         );
+    }
+
+    #[test]
+    fn explain_analyze_is_refused_outside_a_bypass() {
+        let facts = RelationFacts {
+            explain_analyze: true,
+            ..DIRECT
+        };
+        assert_eq!(
+            judge(facts, ClaimState::Valid("a"), None, never, never),
+            Err(Refusal::ExplainAnalyze)
+        );
+        let bypass = RelationFacts {
+            explain_analyze: true,
+            in_bypass: true,
+            ..DIRECT
+        };
+        assert_eq!(judge(bypass, ClaimState::Unset, None, never, never), Ok(()));
     }
 
     #[test]

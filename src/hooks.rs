@@ -57,9 +57,12 @@ thread_local! {
     static COMMAND: Cell<&'static str> = const { Cell::new("") };
     /// The innermost utility statement in progress ("CREATE TABLE AS", ...), if any.
     static UTILITY_COMMAND: Cell<&'static str> = const { Cell::new("") };
-    /// Saved (EXPLAIN_ONLY, COMMAND, UTILITY_COMMAND) of the enclosing ExecutorStart /
-    /// ProcessUtility calls.
-    static SAVED: RefCell<Vec<(bool, &'static str, &'static str)>> = const { RefCell::new(Vec::new()) };
+    /// Set while ExecutorStart runs the query of an EXPLAIN ANALYZE itself (not queries nested
+    /// in it): its row counts would count other tenants' rows.
+    static EXPLAIN_ANALYZE: Cell<bool> = const { Cell::new(false) };
+    /// Saved (EXPLAIN_ONLY, COMMAND, UTILITY_COMMAND, EXPLAIN_ANALYZE) of the enclosing
+    /// ExecutorStart / ProcessUtility calls.
+    static SAVED: RefCell<Vec<(bool, &'static str, &'static str, bool)>> = const { RefCell::new(Vec::new()) };
     /// What the last range-table check admitted (taken by ExecutorStart right after).
     static LAST_ADMITTED: RefCell<Option<Admitted>> = const { RefCell::new(None) };
     /// A COPY under a bypass, emitted with its row count when the COPY ends: (nesting depth, event).
@@ -83,6 +86,26 @@ fn command_of(operation: pg_sys::CmdType::Type) -> &'static str {
 /// The tenant under which this transaction first touched a protected table (for explain()).
 pub fn tenant_of_transaction() -> Option<String> {
     TENANT_OF_TRANSACTION.with(|t| t.borrow().clone())
+}
+
+/// If this transaction was admitted under another tenant than `claim`, that tenant (what the
+/// policies' claim functions check on every evaluation).
+pub fn switched_from(claim: &str) -> Option<String> {
+    if settings::enforce() != Enforce::On {
+        return None; // shadow mode reports the switch (would_deny) and lets it run
+    }
+    let own = TENANT_OF_TRANSACTION.with(|t| {
+        t.borrow()
+            .as_deref()
+            .filter(|t| *t != claim)
+            .map(str::to_string)
+    });
+    if own.is_some() {
+        return own;
+    }
+    leader_claims::leader_view(claim)
+        .filter(|l| l.switched_tenant)
+        .map(|_| guard::UNKNOWN_EARLIER_TENANT.to_string())
 }
 
 /// The admitted-query record of a QueryDesc, if any.
@@ -112,7 +135,12 @@ impl Drop for FlagScope {
     }
 }
 
-fn push_state(explain_only: bool, command: &'static str, utility: Option<&'static str>) {
+fn push_state(
+    explain_only: bool,
+    command: &'static str,
+    utility: Option<&'static str>,
+    explain_analyze: bool,
+) {
     let old = (
         EXPLAIN_ONLY.with(|f| f.replace(explain_only)),
         COMMAND.with(|c| c.replace(command)),
@@ -120,15 +148,19 @@ fn push_state(explain_only: bool, command: &'static str, utility: Option<&'stati
             Some(u) => c.replace(u),
             None => c.get(),
         }),
+        EXPLAIN_ANALYZE.with(|f| f.replace(explain_analyze)),
     );
     SAVED.with(|s| s.borrow_mut().push(old));
 }
 
 fn pop_state() {
-    if let Some((explain_only, command, utility)) = SAVED.with(|s| s.borrow_mut().pop()) {
+    if let Some((explain_only, command, utility, explain_analyze)) =
+        SAVED.with(|s| s.borrow_mut().pop())
+    {
         EXPLAIN_ONLY.with(|f| f.set(explain_only));
         COMMAND.with(|c| c.set(command));
         UTILITY_COMMAND.with(|c| c.set(utility));
+        EXPLAIN_ANALYZE.with(|f| f.set(explain_analyze));
     }
 }
 
@@ -147,10 +179,17 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_start_enter(
     query_desc: *mut pg_sys::QueryDesc,
     eflags: c_int,
 ) {
+    let explain_only = eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0;
+    // Directly under an EXPLAIN utility statement (not nested in the explained query) and
+    // not explain-only: this is EXPLAIN ANALYZE running its query.
+    let explain_analyze = !explain_only
+        && (*query_desc).instrument_options != 0
+        && COMMAND.with(|c| c.get()) == "EXPLAIN";
     push_state(
-        eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0,
+        explain_only,
         command_of((*query_desc).operation),
         None,
+        explain_analyze,
     );
     LAST_ADMITTED.with(|a| a.borrow_mut().take());
     // A query that failed inside a savepoint leaves its record behind; a new query may get the
@@ -188,19 +227,26 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_start_done(
     }
     let explain_only = eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0;
     if let Some(mut admitted) = LAST_ADMITTED.with(|a| a.borrow_mut().take()) {
-        if let Some(reason) = &admitted.bypass_reason {
+        // Reads that are audited whatever happens (a bypass, a trusted role) capture their event
+        // now, so that a statement that fails, or a cursor whose transaction rolls back, is
+        // still recorded (without catalog look-ups at that point).
+        let always_audited = match (&admitted.bypass_reason, admitted.via_trusted_role) {
+            (Some(reason), _) => Some((EventKind::Bypass, reason.clone())),
+            (None, true) => Some((EventKind::BroadRead, "trusted_role".to_string())),
+            _ => None,
+        };
+        if let Some((kind, reason)) = always_audited {
             let names: Vec<String> = admitted
                 .relids
                 .iter()
                 .map(|r| catalog::qualified_name(*r))
                 .collect();
             let command = command_of((*query_desc).operation);
-            admitted.bypass_event = Some(audit::capture_for_later(
-                EventKind::Bypass,
-                reason,
-                &names,
-                command,
-            ));
+            let mut ev = audit::capture_for_later(kind, &reason, &names, command);
+            if kind == EventKind::BroadRead {
+                ev.tenant.set(&admitted.tenant, 256);
+            }
+            admitted.bypass_event = Some(ev);
         }
         let keep = (*query_desc).operation == pg_sys::CmdType::CMD_SELECT
             || admitted.bypass_reason.is_some();
@@ -390,7 +436,12 @@ pub unsafe extern "C-unwind" fn tenant_guard_utility_enter(pstmt: *mut pg_sys::P
     } else {
         std::ffi::CStr::from_ptr(tag).to_str().unwrap_or("UTILITY")
     };
-    push_state(EXPLAIN_ONLY.with(|f| f.get()), command, Some(command));
+    push_state(
+        EXPLAIN_ONLY.with(|f| f.get()),
+        command,
+        Some(command),
+        false,
+    );
     check_utility_tampering(stmt, command);
     // REASSIGN OWNED changes table owners without ALTER TABLE ... OWNER TO.
     if !stmt.is_null()
@@ -746,6 +797,8 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
     }
     let hold_cursor = in_holdable_cursor();
     let copies_into_unprotected = copying_utility();
+    // EXPLAIN runs the query only with ANALYZE (plain EXPLAIN never reaches this check).
+    let explain_analyze = EXPLAIN_ANALYZE.with(|f| f.get());
     let bypass_reason = current_bypass();
     let rtable = PgList::<pg_sys::RangeTblEntry>::from_pg(range_table);
     let mut claim_used = None;
@@ -769,6 +822,7 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
                 && (settings::claim_scope() == ClaimScope::Transaction || bypass_reason.is_some()),
             copies_into_unprotected,
             in_bypass: bypass_reason.is_some(),
+            explain_analyze,
         };
         let user = catalog::effective_user((*rte).checkAsUser);
         let claim = claim::state();
@@ -836,7 +890,12 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
             }
         });
     }
-    if let Some(reason) = &bypass_reason {
+    let copy_audit = match (&bypass_reason, via_trusted_role) {
+        (Some(reason), _) => Some((EventKind::Bypass, reason.clone())),
+        (None, true) => Some((EventKind::BroadRead, "trusted_role".to_string())),
+        _ => None,
+    };
+    if let Some((kind, reason)) = copy_audit {
         if COMMAND.with(|c| c.get()) == "COPY" {
             // COPY of a table reads it without the executor: audit it when the COPY ends, with
             // its row count.
@@ -844,7 +903,10 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
                 .iter()
                 .map(|r| catalog::qualified_name(*r))
                 .collect();
-            let ev = audit::capture_for_later(EventKind::Bypass, reason, &names, "COPY");
+            let mut ev = audit::capture_for_later(kind, &reason, &names, "COPY");
+            if let Some(t) = tenant {
+                ev.tenant.set(t, 256);
+            }
             let depth = SAVED.with(|s| s.borrow().len());
             PENDING_COPY.with(|p| *p.borrow_mut() = Some((depth, ev)));
             return true;
@@ -913,6 +975,16 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
         });
         let _ = QUERIES.try_with(|q| {
             if let Ok(mut q) = q.try_borrow_mut() {
+                // Cursors of an aborted transaction never reach ExecutorEnd: their always-audited
+                // reads are recorded now (queue and log only, no catalog access).
+                if event == XACT_EVENT_ABORT {
+                    for (_, a) in q.drain(..) {
+                        if let Some(mut ev) = a.bypass_event {
+                            ev.rows = a.rows_sent as i64;
+                            audit::emit(&ev);
+                        }
+                    }
+                }
                 q.clear();
             }
         });

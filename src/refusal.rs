@@ -93,6 +93,15 @@ pub fn describe(refusal: &Refusal, rel: &str, role: &str) -> Message {
     let code = PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE;
     match refusal {
         Refusal::Tamper(t) => t.describe(rel),
+        Refusal::ExplainAnalyze => Message::new(
+            code,
+            format!("EXPLAIN ANALYZE of protected table {rel} is not allowed"),
+        )
+        .detail(
+            "Its row counts (\"Rows Removed by Filter\") count the rows the tenant policy filtered out, \
+             that is, other tenants' rows.",
+        )
+        .hint("Use EXPLAIN without ANALYZE, or run it inside SELECT tenant_guard.begin_bypass('<reason>');"),
         Refusal::NoClaim { stale: false } => {
             Message::new(code, format!("no tenant claim is set for protected table {rel}"))
                 .detail("Statements that touch a protected table need a tenant claim, for every role.")
@@ -186,6 +195,25 @@ pub fn no_claim_in_policy(stale: bool) -> ! {
     m.raise()
 }
 
+/// `42501` from a generated policy when the claim changed after the guard admitted the transaction.
+pub fn tenant_switched_in_policy(from: &str, to: &str) -> ! {
+    let from = if from == crate::guard::UNKNOWN_EARLIER_TENANT {
+        "another tenant".to_string()
+    } else {
+        format!("tenant \"{from}\"")
+    };
+    Message::new(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        "the tenant claim changed inside a transaction that already touched a protected table"
+            .to_string(),
+    )
+    .detail(format!(
+        "The transaction used {from} and the claim is now \"{to}\"."
+    ))
+    .hint("Commit or roll back, then set the new tenant in a new transaction.")
+    .raise()
+}
+
 /// `22023` from a generated policy when the claim cannot be read as the tenant column's type.
 pub fn claim_type_mismatch(claim: &str, type_name: &str) -> ! {
     let shown: String = claim.chars().take(64).collect();
@@ -238,6 +266,7 @@ mod tests {
             Refusal::PolicyVoidingRole(Posture::BypassRls),
             Refusal::PolicyVoidingRole(Posture::OwnerNotForced),
             Refusal::PolicyVoidingRole(Posture::TableRlsDisabled),
+            Refusal::ExplainAnalyze,
         ];
         for r in cases {
             let m = describe(&r, "public.invoices", "app");

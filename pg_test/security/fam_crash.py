@@ -20,7 +20,7 @@ import random
 import psycopg
 
 import fixture as fx
-from lib import check, lit, short
+from lib import lit, short
 
 FUZZ_DB = "tg_security_fuzz"
 CALLS_PER_FUNCTION = 40

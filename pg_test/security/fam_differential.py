@@ -30,7 +30,7 @@ import random
 import re
 
 import fixture as fx
-from lib import check, lit, norm_rows, one_line
+from lib import check, lit, norm_rows
 
 # Statements that failed once: (seed, index, claim group, tables group, principal, sql). They run
 # first, every time, on the freshly restored fixture.

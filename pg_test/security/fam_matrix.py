@@ -21,9 +21,10 @@ SECURITY DEFINER function are checked as their owner (sec_owner: filtered, needs
 superuser that owns them (refused). The cell's class is then the class of the checked role.
 """
 
+import re
+
 import fixture as fx
-from lib import (check, expect_ok, expect_refused, expect_rows, is_guard_error, is_rls_error, lit,
-                 norm, short)
+from lib import check, expect_ok, expect_refused, expect_rows, is_guard_error, is_rls_error, lit
 
 BYPASS_REASON = "sec matrix bypass"
 
@@ -296,7 +297,6 @@ def explain_analyze(conn, m):
     r = conn.run(f"{m} EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT tenant_id, id, name FROM t_text")
     if r.ok:
         text = "\n".join(x[0] for x in r.rows)
-        import re
         actual = re.search(r"actual rows=(\d+)", text)
         r.rows = [(int(actual.group(1)),)] if actual else [(None,)]
     return r

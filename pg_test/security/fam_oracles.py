@@ -21,7 +21,7 @@ cannot read the row. tenant_guard's policy, one line per oracle (SECURITY.md, "E
 
 import fixture as fx
 from fam_cve import claim, owner_setup, truth
-from lib import check, expect_no_foreign_text, expect_ok, expect_refused, is_rls_error
+from lib import check, expect_no_foreign_text, expect_refused, is_rls_error
 
 
 def setup(suite):
