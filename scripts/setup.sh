@@ -48,10 +48,23 @@ if ! dpkg-query -W -f='${Status}' pgbouncer 2>/dev/null | grep -q "install ok in
     apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
 fi
 
+# Chromium (and a font for readable screenshots) for the Next.js example's end-to-end test;
+# Debian's build, driven by playwright-core: no browser download.
+need_browser=()
+for p in chromium fonts-dejavu-core; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_browser+=("$p")
+done
+if [ ${#need_browser[@]} -gt 0 ]; then
+    log "installing Debian packages: ${need_browser[*]} (Next.js example end-to-end test)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_browser[@]}" >/dev/null
+fi
+
 # npm packages of the client examples (pg_test/sessions/test_examples.py), from their lock files;
 # again only when a lock file changed. --ignore-scripts: nothing downloads engines or binaries.
 examples_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/examples"
-for ex in node-postgres prisma; do
+for ex in node-postgres prisma nextjs-invoices; do
     d="$examples_dir/$ex"
     [ -f "$d/package-lock.json" ] || continue
     if ! cmp -s "$d/package-lock.json" "$d/node_modules/.tenant_guard-installed-lock"; then

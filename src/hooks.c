@@ -33,6 +33,7 @@ extern bool tenant_guard_check_range_table(List *range_table, bool ereport_on_vi
 extern uint64 tenant_guard_executor_run_cap(QueryDesc *query_desc, uint64 *already_sent);
 extern void tenant_guard_executor_run_done(QueryDesc *query_desc, uint64 rows);
 extern void tenant_guard_executor_run_failed(QueryDesc *query_desc);
+extern void tenant_guard_run_depth(int delta);
 extern void tenant_guard_row_cap_exceeded(QueryDesc *query_desc, uint64 cap, uint64 sent);
 extern void tenant_guard_executor_end(QueryDesc *query_desc);
 extern void tenant_guard_utility_enter(PlannedStmt *pstmt);
@@ -170,6 +171,7 @@ tg_executor_run(QueryDesc *query_desc, ScanDirection direction, uint64 count, bo
 		r->already_sent = already_sent;
 		query_desc->dest = (DestReceiver *) r;
 	}
+	tenant_guard_run_depth(1);
 	PG_TRY();
 	{
 		if (prev_executor_run)
@@ -180,12 +182,14 @@ tg_executor_run(QueryDesc *query_desc, ScanDirection direction, uint64 count, bo
 	PG_CATCH();
 	{
 		query_desc->dest = original;
+		tenant_guard_run_depth(-1);
 		/* a statement under a bypass is audited even when it fails */
 		tenant_guard_executor_run_failed(query_desc);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	query_desc->dest = original;
+	tenant_guard_run_depth(-1);
 	if (query_desc->estate)
 		tenant_guard_executor_run_done(query_desc, query_desc->estate->es_processed);
 }

@@ -67,6 +67,8 @@ thread_local! {
     static LAST_ADMITTED: RefCell<Option<Admitted>> = const { RefCell::new(None) };
     /// A COPY under a bypass, emitted with its row count when the COPY ends: (nesting depth, event).
     static PENDING_COPY: RefCell<Option<(usize, Box<crate::audit_event::AuditEvent>)>> = const { RefCell::new(None) };
+    /// How many ExecutorRun calls are in progress (queries started inside one are nested).
+    static RUN_DEPTH: Cell<u32> = const { Cell::new(0) };
     /// Admitted queries that read protected tables, by QueryDesc address.
     static QUERIES: RefCell<Vec<(usize, Admitted)>> = const { RefCell::new(Vec::new()) };
 }
@@ -221,7 +223,7 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_start_done(
                 None
             };
             let user = pg_sys::GetUserId();
-            let bypass = crate::bypass::active_for(user).map(|_| user);
+            let bypass = crate::bypass::active_for(user).map(|r| (user, r));
             leader_claims::publish(valid, t.borrow().as_deref(), bypass);
         });
     }
@@ -250,7 +252,12 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_start_done(
         }
         let keep = (*query_desc).operation == pg_sys::CmdType::CMD_SELECT
             || admitted.bypass_reason.is_some();
-        if !explain_only && pg_sys::ParallelWorkerNumber < 0 && keep {
+        // Parallel workers record only what is always audited (their leader cannot see the
+        // queries they run inside functions); broad reads by row count are the leader's.
+        let in_worker = pg_sys::ParallelWorkerNumber >= 0;
+        // (A worker's outermost query is its share of the leader's plan: the leader audits that.)
+        let nested = RUN_DEPTH.with(|d| d.get()) > 0;
+        if !explain_only && keep && (!in_worker || (admitted.bypass_event.is_some() && nested)) {
             QUERIES.with(|q| q.borrow_mut().push((query_desc as usize, admitted)));
         }
     }
@@ -302,6 +309,13 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_run_cap(
         report_refusal(&refusal, relid, pg_sys::GetUserId(), "FETCH");
     }
     cap.unwrap_or(0)
+}
+
+/// ExecutorRun nesting, counted by the C trampoline around the standard work.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tenant_guard_run_depth(delta: c_int) {
+    RUN_DEPTH.with(|d| d.set((d.get() as i64 + delta as i64).max(0) as u32));
 }
 
 /// ExecutorRun, after success: adds this call's rows to the query's total.
@@ -805,6 +819,7 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
     let mut admitted: Vec<pg_sys::Oid> = Vec::new();
     let mut via_trusted_role = false;
     let mut refused: Vec<pg_sys::Oid> = Vec::new();
+    let mut reads = false;
     let (mut broad_overrides, mut cap_overrides) = (Vec::new(), Vec::new());
     for rte in rtable.iter_ptr() {
         if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
@@ -856,6 +871,7 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
             Ok(()) => {
                 claim_used = Some(claim);
                 via_trusted_role |= trusted_used;
+                reads |= (*rte).requiredPerms & pg_sys::ACL_SELECT as pg_sys::AclMode != 0;
                 if !admitted.contains(&relid) {
                     admitted.push(relid);
                     broad_overrides.push(entry.broad_read_rows);
@@ -892,7 +908,8 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
     }
     let copy_audit = match (&bypass_reason, via_trusted_role) {
         (Some(reason), _) => Some((EventKind::Bypass, reason.clone())),
-        (None, true) => Some((EventKind::BroadRead, "trusted_role".to_string())),
+        // COPY ... FROM writes; only COPY ... TO is a read
+        (None, true) if reads => Some((EventKind::BroadRead, "trusted_role".to_string())),
         _ => None,
     };
     if let Some((kind, reason)) = copy_audit {
@@ -938,9 +955,9 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
 unsafe fn current_bypass() -> Option<String> {
     let user = pg_sys::GetUserId();
     if pg_sys::ParallelWorkerNumber >= 0 {
-        return leader_claims::leader_bypass_user()
-            .filter(|u| *u == user)
-            .map(|_| "(leader's bypass)".to_string());
+        return leader_claims::leader_bypass()
+            .filter(|(u, _)| *u == user)
+            .map(|(_, reason)| reason);
     }
     crate::bypass::active_for(user).map(str::to_string)
 }
@@ -973,6 +990,7 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
                 *t = None;
             }
         });
+        let _ = RUN_DEPTH.try_with(|d| d.set(0));
         let _ = QUERIES.try_with(|q| {
             if let Ok(mut q) = q.try_borrow_mut() {
                 // Cursors of an aborted transaction never reach ExecutorEnd: their always-audited

@@ -20,9 +20,11 @@ struct Slot {
     lxid: u32,
     claim_hash: u64,
     tenant_of_transaction_hash: u64,
-    /// The role in an admin bypass (0: none), valid for `bypass_lxid`.
+    /// The role in an admin bypass (0: none), valid for `bypass_lxid`, and its reason.
     bypass_user: u32,
     bypass_lxid: u32,
+    bypass_reason_len: u16,
+    bypass_reason: [u8; 200],
 }
 
 static mut SLOTS: *mut Slot = std::ptr::null_mut();
@@ -61,7 +63,7 @@ unsafe fn slot_of(proc_: *mut pg_sys::PGPROC) -> Option<*mut Slot> {
 pub fn publish(
     valid_claim: Option<&str>,
     tenant_of_transaction: Option<&str>,
-    bypass_user: Option<pg_sys::Oid>,
+    bypass: Option<(pg_sys::Oid, &str)>,
 ) {
     unsafe {
         if pg_sys::ParallelWorkerNumber >= 0 {
@@ -70,6 +72,13 @@ pub fn publish(
         let Some(slot) = slot_of(pg_sys::MyProc) else {
             return;
         };
+        let mut reason = [0u8; 200];
+        let text = bypass.map_or("", |(_, r)| r);
+        let mut len = text.len().min(200);
+        while len > 0 && !text.is_char_boundary(len) {
+            len -= 1;
+        }
+        reason[..len].copy_from_slice(&text.as_bytes()[..len]);
         *slot = Slot {
             lxid: if valid_claim.is_some() {
                 (*pg_sys::MyProc).lxid
@@ -78,8 +87,10 @@ pub fn publish(
             },
             claim_hash: valid_claim.map_or(0, hash),
             tenant_of_transaction_hash: tenant_of_transaction.map_or(0, hash),
-            bypass_user: bypass_user.map_or(0, u32::from),
+            bypass_user: bypass.map_or(0, |(u, _)| u32::from(u)),
             bypass_lxid: (*pg_sys::MyProc).lxid,
+            bypass_reason_len: len as u16,
+            bypass_reason: reason,
         };
     }
 }
@@ -114,16 +125,20 @@ pub fn leader_view(claim: &str) -> Option<LeaderView> {
     }
 }
 
-/// Worker side: the role its leader's current transaction runs a bypass for, if any.
-pub fn leader_bypass_user() -> Option<pg_sys::Oid> {
+/// Worker side: the role its leader's current transaction runs a bypass for, and its reason.
+pub fn leader_bypass() -> Option<(pg_sys::Oid, String)> {
     unsafe {
         if pg_sys::ParallelWorkerNumber < 0 {
             return None;
         }
         let leader = (*pg_sys::MyProc).lockGroupLeader;
         let slot = slot_of(leader)?;
-        let s = *slot;
-        (s.bypass_user != 0 && s.bypass_lxid == (*leader).lxid)
-            .then(|| pg_sys::Oid::from(s.bypass_user))
+        let s = &*slot;
+        if s.bypass_user == 0 || s.bypass_lxid != (*leader).lxid {
+            return None;
+        }
+        let reason =
+            String::from_utf8_lossy(&s.bypass_reason[..s.bypass_reason_len as usize]).into_owned();
+        Some((pg_sys::Oid::from(s.bypass_user), reason))
     }
 }
