@@ -11,8 +11,14 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# Debian packages, installed in one go when any is missing:
+#   PostgreSQL 15 server and headers, libclang/clang (bindgen, the C hook trampolines), sudo
+#   (cargo pgrx test --runas), pkg-config; pgbouncer (connection-pool tests); chromium and a font
+#   (the Next.js example's end-to-end test, driven by playwright-core: no browser download);
+#   postgresql-15-pgaudit (the benchmark's pgaudit arm).
 need_pkgs=()
-for p in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-config; do
+for p in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-config \
+         pgbouncer chromium fonts-dejavu-core postgresql-15-pgaudit; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -38,27 +44,6 @@ fi
 if ! python3 -c 'import psycopg' 2>/dev/null; then
     log "installing psycopg (multi-connection tests)"
     PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check 'psycopg[binary]>=3.1,<3.3'
-fi
-
-# PgBouncer for the connection-pool tests (pg_test/sessions/test_pgbouncer.py starts its own).
-if ! dpkg-query -W -f='${Status}' pgbouncer 2>/dev/null | grep -q "install ok installed"; then
-    log "installing Debian package: pgbouncer (connection-pool tests)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
-fi
-
-# Chromium (and a font for readable screenshots) for the Next.js example's end-to-end test;
-# Debian's build, driven by playwright-core: no browser download.
-need_browser=()
-for p in chromium fonts-dejavu-core; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_browser+=("$p")
-done
-if [ ${#need_browser[@]} -gt 0 ]; then
-    log "installing Debian packages: ${need_browser[*]} (Next.js example end-to-end test)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need_browser[@]}" >/dev/null
 fi
 
 # npm packages of the client examples (pg_test/sessions/test_examples.py), from their lock files;
