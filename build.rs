@@ -1,4 +1,5 @@
-//! Compiles the C trampolines of the executor and utility hooks (src/hooks.c).
+//! Compiles the C trampolines of the executor and utility hooks (src/hooks.c) and the audit
+//! writer's fast path into the audit table (src/audit_store.c).
 //!
 //! They exist so that PostgreSQL errors raised below a hook travel through C frames only
 //! (PG_TRY/PG_FINALLY/PG_RE_THROW), keeping every field of the error (constraint and table names,
@@ -34,6 +35,7 @@ fn pg_config() -> PathBuf {
 
 fn main() {
     println!("cargo:rerun-if-changed=src/hooks.c");
+    println!("cargo:rerun-if-changed=src/audit_store.c");
     println!("cargo:rerun-if-env-changed=PGRX_PG_CONFIG_PATH");
     println!("cargo:rerun-if-env-changed=PG_CONFIG");
     let pg_config = pg_config();
@@ -47,6 +49,7 @@ fn main() {
         .to_string();
     cc::Build::new()
         .file("src/hooks.c")
+        .file("src/audit_store.c")
         .include(include)
         .flag_if_supported("-Wno-unused-parameter")
         .flag_if_supported("-Wno-missing-field-initializers")

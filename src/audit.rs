@@ -6,8 +6,19 @@ use crate::audit_event::{self, AuditEvent, EventKind};
 use crate::audit_queue;
 use crate::audit_writer;
 use crate::catalog::as_superuser;
-use crate::refusal::Message;
 use crate::settings;
+
+unsafe extern "C" {
+    fn tenant_guard_log_event(line: *const std::ffi::c_char);
+}
+
+/// The event's line in the server log (`tenant_guard: event=... key=value ...`).
+pub fn log_event(ev: &AuditEvent) {
+    let line = std::ffi::CString::new(ev.log_line().replace('\0', " ")).unwrap_or_default();
+    unsafe {
+        pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| tenant_guard_log_event(line.as_ptr()));
+    }
+}
 
 /// An event of the executor guard: logged, then queued. Never blocks; a full queue counts a drop.
 pub fn guard_event(
@@ -27,7 +38,7 @@ pub fn guard_event(
         tenant,
         settings::audit_query_max(),
     );
-    Message::log(ev.log_line());
+    log_event(&ev);
     audit_queue::enqueue(&ev);
 }
 
@@ -43,14 +54,14 @@ pub fn helper_event(kind: EventKind, relation: &str, reason: &str) {
         None,
         settings::audit_query_max(),
     );
-    Message::log(ev.log_line());
-    as_superuser(|| audit_writer::insert_events(&[ev]));
+    log_event(&ev);
+    as_superuser(|| audit_writer::insert_events(&[&ev]));
 }
 
 /// Logs and queues an event captured earlier (bypass statements capture theirs when they start,
 /// so that a failing one can still be recorded without catalog look-ups).
 pub fn emit(ev: &AuditEvent) {
-    Message::log(ev.log_line());
+    log_event(ev);
     audit_queue::enqueue(ev);
 }
 

@@ -6,6 +6,12 @@
 //! one LWLock-protected copy of a fixed-size record: no I/O, no SPI, no waiting for the writer.
 //! When no slot is free the event is counted as dropped (it is in the server log all the same).
 //!
+//! Layout: a small directory (state, database, sequence number per slot) that writers and the
+//! launcher scan, next to the large event slots they only touch for the events they take. A writer
+//! reserves its batch under the lock, reads the events *outside* it (producers never wait for
+//! that), then frees the slots. Producers wake their database's writer whenever the depth reaches
+//! another multiple of `WAKE_EVERY`, so a busy queue is drained without waiting for a poll.
+//!
 //! One writer runs per database that has events (a background worker connects to one database
 //! for life). The backend that enqueues starts its database's writer when none runs; a writer
 //! that finds nothing to do for a while leaves, so that it never holds up DROP DATABASE.
@@ -19,6 +25,12 @@ use crate::settings;
 
 pub const MAX_WRITERS: usize = 32;
 const DENIAL_KINDS: usize = 10;
+/// A producer sets its writer's latch each time the queue depth reaches a multiple of this.
+pub const WAKE_EVERY: u32 = 128;
+
+const FREE: u32 = 0;
+const READY: u32 = 1;
+const TAKEN: u32 = 2;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -30,6 +42,8 @@ struct WriterSlot {
     since: i64,
     /// Start attempts that did not reach a database connection.
     attempts: u32,
+    /// The running writer's process latch (in shared memory), to wake it early.
+    latch: *mut pg_sys::Latch,
 }
 
 #[repr(C)]
@@ -45,12 +59,13 @@ struct Header {
     writers: [WriterSlot; MAX_WRITERS],
 }
 
+/// One directory entry per slot: what the scans read, without touching the 3.5 kB events.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct Slot {
-    used: bool,
+struct Entry {
+    state: u32,
+    database: pg_sys::Oid,
     seq: u64,
-    event: AuditEvent,
 }
 
 static mut HEADER: *mut Header = std::ptr::null_mut();
@@ -64,16 +79,30 @@ pub fn shmem_size() -> usize {
     unsafe { CAPACITY = settings::audit_queue_size() as usize };
     let capacity = unsafe { CAPACITY };
     std::mem::size_of::<Header>()
-        + capacity * std::mem::size_of::<Slot>()
+        + capacity * std::mem::size_of::<Entry>()
+        + capacity * std::mem::size_of::<AuditEvent>()
         + capacity * std::mem::size_of::<u32>()
 }
 
-unsafe fn slots() -> *mut Slot {
-    (HEADER as *mut u8).add(std::mem::size_of::<Header>()) as *mut Slot
+unsafe fn entries() -> *mut Entry {
+    (HEADER as *mut u8).add(std::mem::size_of::<Header>()) as *mut Entry
+}
+
+unsafe fn events() -> *mut AuditEvent {
+    (entries() as *mut u8).add((*HEADER).capacity as usize * std::mem::size_of::<Entry>())
+        as *mut AuditEvent
 }
 
 unsafe fn free_stack() -> *mut u32 {
-    (slots() as *mut u8).add((*HEADER).capacity as usize * std::mem::size_of::<Slot>()) as *mut u32
+    (events() as *mut u8).add((*HEADER).capacity as usize * std::mem::size_of::<AuditEvent>())
+        as *mut u32
+}
+
+/// Under the lock: puts slot `idx` back on the free stack.
+unsafe fn free_slot(h: &mut Header, idx: usize) {
+    (*entries().add(idx)).state = FREE;
+    *free_stack().add(h.free_top as usize) = idx as u32;
+    h.free_top += 1;
 }
 
 /// Creates (postmaster) or attaches to the queue; called under AddinShmemInitLock.
@@ -150,6 +179,7 @@ pub fn enqueue(ev: &AuditEvent) -> bool {
         return false;
     }
     let start_writer;
+    let mut wake: *mut pg_sys::Latch = std::ptr::null_mut();
     unsafe {
         let _lock = Locked::acquire();
         let h = &mut *HEADER;
@@ -165,16 +195,30 @@ pub fn enqueue(ev: &AuditEvent) -> bool {
         }
         h.free_top -= 1;
         let idx = *free_stack().add(h.free_top as usize) as usize;
-        let slot = &mut *slots().add(idx);
-        slot.used = true;
-        slot.seq = h.next_seq;
-        slot.event = *ev;
+        *entries().add(idx) = Entry {
+            state: READY,
+            database: ev.database,
+            seq: h.next_seq,
+        };
+        std::ptr::copy_nonoverlapping(ev, events().add(idx), 1);
         h.next_seq += 1;
         h.enqueued += 1;
         start_writer = claim_writer_start(h, ev.database);
+        if !start_writer && (h.capacity - h.free_top) % WAKE_EVERY == 0 {
+            if let Some(w) = h
+                .writers
+                .iter()
+                .find(|w| w.state == 2 && w.database == ev.database)
+            {
+                wake = w.latch;
+            }
+        }
     }
     if start_writer {
         launch_writer(ev.database);
+    } else if !wake.is_null() {
+        // A stale latch (the writer just left) only causes a spurious wake-up of its new owner.
+        unsafe { pg_sys::SetLatch(wake) };
     }
     true
 }
@@ -204,6 +248,7 @@ unsafe fn claim_writer_start(h: &mut Header, database: pg_sys::Oid) -> bool {
                 pid: 0,
                 since: now,
                 attempts: 0,
+                latch: std::ptr::null_mut(),
             };
             true
         }
@@ -252,9 +297,9 @@ pub fn claim_orphaned_databases() -> Vec<pg_sys::Oid> {
         let _lock = Locked::acquire();
         let h = &mut *HEADER;
         for i in 0..h.capacity as usize {
-            let slot = &*slots().add(i);
-            if slot.used && !out.contains(&slot.event.database) {
-                out.push(slot.event.database);
+            let e = &*entries().add(i);
+            if e.state == READY && !out.contains(&e.database) {
+                out.push(e.database);
             }
         }
         out.retain(|db| claim_writer_start(h, *db));
@@ -267,27 +312,22 @@ pub fn writer_started(database: pg_sys::Oid, pid: i32) {
     unsafe {
         let _lock = Locked::acquire();
         let h = &mut *HEADER;
-        let now = pg_sys::GetCurrentTimestamp();
+        let running = WriterSlot {
+            database,
+            state: 2,
+            pid,
+            since: pg_sys::GetCurrentTimestamp(),
+            attempts: 0,
+            latch: &raw mut (*pg_sys::MyProc).procLatch,
+        };
         if let Some(w) = h
             .writers
             .iter_mut()
             .find(|w| w.state != 0 && w.database == database)
         {
-            *w = WriterSlot {
-                database,
-                state: 2,
-                pid,
-                since: now,
-                attempts: 0,
-            };
+            *w = running;
         } else if let Some(w) = h.writers.iter_mut().find(|w| w.state == 0) {
-            *w = WriterSlot {
-                database,
-                state: 2,
-                pid,
-                since: now,
-                attempts: 0,
-            };
+            *w = running;
         }
         pg_sys::before_shmem_exit(
             Some(writer_exit_callback),
@@ -320,6 +360,7 @@ pub fn writer_connecting(database: pg_sys::Oid) -> u32 {
                         pid: 0,
                         since: now,
                         attempts: 1,
+                        latch: std::ptr::null_mut(),
                     };
                     1
                 }
@@ -336,11 +377,9 @@ pub fn discard_database(database: pg_sys::Oid) -> usize {
         let h = &mut *HEADER;
         let mut n = 0;
         for i in 0..h.capacity as usize {
-            let slot = &mut *slots().add(i);
-            if slot.used && slot.event.database == database {
-                slot.used = false;
-                *free_stack().add(h.free_top as usize) = i as u32;
-                h.free_top += 1;
+            let e = &*entries().add(i);
+            if e.state == READY && e.database == database {
+                free_slot(h, i);
                 n += 1;
             }
         }
@@ -361,35 +400,84 @@ unsafe extern "C-unwind" fn writer_exit_callback(_code: i32, arg: pg_sys::Datum)
     }
     let database = pg_sys::Oid::from(arg.value() as u32);
     let _lock = Locked::acquire();
-    for w in (*HEADER).writers.iter_mut() {
+    let h = &mut *HEADER;
+    for w in h.writers.iter_mut() {
         if w.database == database && w.pid == pg_sys::MyProcPid {
             w.state = 0;
         }
     }
+    // A writer that dies in the middle of a batch (FATAL) never drops its Batch: free its slots
+    // here (only this database's one writer takes its events) and count them as dropped.
+    for i in 0..h.capacity as usize {
+        let e = &*entries().add(i);
+        if e.state == TAKEN && e.database == database {
+            free_slot(h, i);
+            h.dropped += 1;
+        }
+    }
 }
 
-/// Takes up to `max` events of `database`, oldest first. When there are none and `leave_if_idle`
-/// is set, the writer's slot is released in the same critical section, so that no event can be
-/// enqueued in between without starting a new writer.
-pub fn take(database: pg_sys::Oid, max: usize, leave_if_idle: bool) -> Vec<AuditEvent> {
-    let mut out: Vec<(u64, AuditEvent)> = Vec::new();
+/// A writer's batch: slots reserved (state TAKEN) under the lock, read without it, and freed
+/// when the batch is dropped, whatever happened in between (an error while storing included).
+pub struct Batch {
+    slots: Vec<u32>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The events, oldest first. Nobody else reads or writes a TAKEN slot.
+    pub fn events(&self) -> Vec<&AuditEvent> {
+        self.slots
+            .iter()
+            .map(|&i| unsafe { &*events().add(i as usize) })
+            .collect()
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if self.slots.is_empty() || !available() {
+            return;
+        }
+        unsafe {
+            let _lock = Locked::acquire();
+            let h = &mut *HEADER;
+            for &i in &self.slots {
+                free_slot(h, i as usize);
+            }
+        }
+    }
+}
+
+/// Reserves up to `max` events of `database`, oldest first. When there are none and
+/// `leave_if_idle` is set, the writer's slot is released in the same critical section, so that no
+/// event can be enqueued in between without starting a new writer.
+pub fn take(database: pg_sys::Oid, max: usize, leave_if_idle: bool) -> Batch {
+    let mut found: Vec<(u64, u32)> = Vec::new();
     unsafe {
         let _lock = Locked::acquire();
         let h = &mut *HEADER;
-        let cap = h.capacity as usize;
-        for i in 0..cap {
-            let slot = &mut *slots().add(i);
-            if slot.used && slot.event.database == database {
-                out.push((slot.seq, slot.event));
-                slot.used = false;
-                *free_stack().add(h.free_top as usize) = i as u32;
-                h.free_top += 1;
-                if out.len() >= max {
-                    break;
-                }
+        for i in 0..h.capacity as usize {
+            let e = &*entries().add(i);
+            if e.state == READY && e.database == database {
+                found.push((e.seq, i as u32));
             }
         }
-        if out.is_empty() && leave_if_idle {
+        if found.len() > max {
+            found.select_nth_unstable(max);
+            found.truncate(max);
+        }
+        for &(_, i) in &found {
+            (*entries().add(i as usize)).state = TAKEN;
+        }
+        if found.is_empty() && leave_if_idle {
             for w in h.writers.iter_mut() {
                 if w.database == database && w.pid == pg_sys::MyProcPid {
                     w.state = 0;
@@ -397,8 +485,10 @@ pub fn take(database: pg_sys::Oid, max: usize, leave_if_idle: bool) -> Vec<Audit
             }
         }
     }
-    out.sort_by_key(|(seq, _)| *seq);
-    out.into_iter().map(|(_, e)| e).collect()
+    found.sort_unstable();
+    Batch {
+        slots: found.into_iter().map(|(_, i)| i).collect(),
+    }
 }
 
 pub fn mark_written(n: usize) {

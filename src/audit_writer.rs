@@ -2,7 +2,7 @@
 //! shared-memory queue into `tenant_guard.audit_log`, in its own transactions, so that the event
 //! of a refused (and rolled back) statement lands all the same.
 //!
-//! It polls every 100 ms, writes in batches, drains everything on SIGTERM (clean shutdown), and
+//! It polls every 100 ms (producers wake it sooner when events pile up), writes in batches, drains everything on SIGTERM (clean shutdown), and
 //! leaves after two idle seconds so that it never keeps DROP DATABASE waiting. If it dies with an
 //! error the postmaster restarts it after a second; a backend that enqueues starts one if none runs.
 
@@ -17,8 +17,8 @@ use pgrx::prelude::*;
 use crate::audit_event::AuditEvent;
 use crate::audit_queue;
 
-/// Events taken per lock hold: keeps the queue lock's critical section short for producers.
-const BATCH: usize = 256;
+/// Events stored per transaction (and per INSERT).
+const BATCH: usize = 512;
 
 thread_local! {
     static IS_AUDIT_WRITER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -87,8 +87,10 @@ pub extern "C-unwind" fn tenant_guard_audit_writer_main(arg: pg_sys::Datum) {
                 break;
             }
             wrote_any = true;
-            write(&batch);
-            if batch.len() < BATCH {
+            let full = batch.len() == BATCH;
+            write(&batch.events());
+            drop(batch); // frees the slots
+            if !full {
                 break;
             }
         }
@@ -103,20 +105,18 @@ pub extern "C-unwind" fn tenant_guard_audit_writer_main(arg: pg_sys::Datum) {
     }
 }
 
-fn write(batch: &[AuditEvent]) {
+fn write(batch: &[&AuditEvent]) {
     let n = batch.len();
     // The events left the queue when they were taken: whatever happens now, they are counted as
     // written or as dropped (they are in the server log either way).
     let stored = PgTryBuilder::new(|| {
-        BackgroundWorker::transaction(|| {
-            let exists = crate::catalog::select_one::<bool>(
-                "SELECT pg_catalog.to_regclass('tenant_guard.audit_log') IS NOT NULL",
-            )
-            .unwrap_or(false);
-            if exists {
+        BackgroundWorker::transaction(|| match store_fast(batch) {
+            Store::Stored => true,
+            Store::NoTable => false,
+            Store::Declined => {
                 insert_events(batch);
+                true
             }
-            exists
         })
     })
     .catch_others(|e| {
@@ -160,8 +160,87 @@ pub fn register_launcher() {
         .load();
 }
 
+/// A string handed to src/audit_store.c (not NUL-terminated; empty means NULL).
+#[repr(C)]
+struct TgText {
+    ptr: *const std::ffi::c_char,
+    len: i32,
+}
+
+impl TgText {
+    fn of(s: &str) -> Self {
+        TgText {
+            ptr: s.as_ptr().cast(),
+            len: s.len() as i32,
+        }
+    }
+}
+
+/// One event for src/audit_store.c (the same layout as its `TgAuditRow`).
+#[repr(C)]
+struct TgAuditRow {
+    at: i64,
+    rows: i64,
+    backend_pid: i32,
+    event: TgText,
+    reason: TgText,
+    relations: TgText,
+    command: TgText,
+    tenant: TgText,
+    role: TgText,
+    session_role: TgText,
+    application_name: TgText,
+    client_addr: TgText,
+    query: TgText,
+}
+
+unsafe extern "C" {
+    fn tenant_guard_store_audit_rows(rows: *const TgAuditRow, n: i32) -> i32;
+}
+
+enum Store {
+    Stored,
+    /// The table is not the plain one the extension created (a user added an INSERT trigger,
+    /// partitioned it, ...): store through SQL so that all of that applies.
+    Declined,
+    /// The extension is not installed in this database (any more).
+    NoTable,
+}
+
+/// Stores the batch the way COPY does (src/audit_store.c): no parsing or planning per batch.
+fn store_fast(batch: &[&AuditEvent]) -> Store {
+    let rows: Vec<TgAuditRow> = batch
+        .iter()
+        .map(|ev| TgAuditRow {
+            at: ev.at,
+            rows: ev.rows,
+            backend_pid: ev.backend_pid,
+            event: TgText::of(ev.kind().map_or("unknown", |k| k.name())),
+            reason: TgText::of(ev.reason.as_str()),
+            relations: TgText::of(ev.relations.as_str()),
+            command: TgText::of(ev.command.as_str()),
+            tenant: TgText::of(ev.tenant.as_str()),
+            role: TgText::of(ev.role.as_str()),
+            session_role: TgText::of(ev.session_role.as_str()),
+            application_name: TgText::of(ev.application_name.as_str()),
+            client_addr: TgText::of(ev.client_addr.as_str()),
+            query: TgText::of(ev.query.as_str()),
+        })
+        .collect();
+    let rc = unsafe {
+        pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            tenant_guard_store_audit_rows(rows.as_ptr(), rows.len() as i32)
+        })
+    };
+    match rc {
+        1 => Store::Stored,
+        0 => Store::Declined,
+        _ => Store::NoTable,
+    }
+}
+
 /// Inserts events into `tenant_guard.audit_log` in the current transaction (one statement).
-pub fn insert_events(batch: &[AuditEvent]) {
+pub fn insert_events(batch: &[&AuditEvent]) {
     let n = batch.len();
     let mut at = Vec::with_capacity(n);
     let mut event = Vec::with_capacity(n);

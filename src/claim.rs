@@ -285,7 +285,7 @@ fn set_tenant_token(token: Option<&str>) -> String {
             None,
             0,
         );
-        refusal::Message::log(ev.log_line());
+        crate::audit::log_event(&ev);
         crate::audit_queue::enqueue(&ev);
         refusal::raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -280,3 +280,16 @@ tenant_guard_client_addr(void)
 		return "";
 	return MyProcPort->remote_host;
 }
+
+/*
+ * One audit event's line in the server log, as cheaply as PostgreSQL allows: no translation
+ * lookup, and no STATEMENT or CONTEXT lines (the line carries the query itself).
+ */
+void
+tenant_guard_log_event(const char *line)
+{
+	ereport(LOG,
+			(errmsg_internal("tenant_guard: %s", line),
+			 errhidestmt(true),
+			 errhidecontext(true)));
+}

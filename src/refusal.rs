@@ -76,13 +76,6 @@ impl Message {
             .report()
             .report(PgLogLevel::NOTICE)
     }
-
-    /// A line in the server log (`tenant_guard:` prefix, key=value fields).
-    pub fn log(message: String) {
-        Message::new(PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, message)
-            .report()
-            .report(PgLogLevel::LOG)
-    }
 }
 
 pub const SET_CLAIM_HINT: &str = "Set the tenant at the start of the transaction: \
