@@ -549,9 +549,11 @@ unsafe fn is_tenant_column(
     entry: &registry::Entry,
     column: *const std::ffi::c_char,
 ) -> bool {
-    !column.is_null()
-        && entry.tenant_attnum > 0
-        && pg_sys::get_attnum(relid, column) == entry.tenant_attnum
+    if column.is_null() || !entry.registered {
+        return false;
+    }
+    let attnum = registry::tenant_attnum(relid);
+    attnum > 0 && pg_sys::get_attnum(relid, column) == attnum
 }
 
 /// Finds, in one utility statement, the changes that would weaken a protected table:
@@ -720,7 +722,7 @@ pub unsafe extern "C-unwind" fn tenant_guard_object_access(
         judge_tampering(relid, Tamper::Truncate, command);
     } else if sub_id == 0 && entry.root {
         judge_tampering(relid, Tamper::DropTable, command);
-    } else if sub_id > 0 && sub_id as i16 == entry.tenant_attnum {
+    } else if sub_id > 0 && sub_id as i16 == registry::tenant_attnum(relid) {
         judge_tampering(relid, Tamper::DropTenantColumn, command);
     }
 }

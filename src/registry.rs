@@ -25,8 +25,6 @@ pub struct Entry {
     /// Per-table overrides of `tenant_guard.broad_read_rows` and `tenant_guard.max_rows`.
     pub broad_read_rows: Option<i32>,
     pub max_rows: Option<i32>,
-    /// Attribute number of the tenant column (0 when unknown: unregistered descendants).
-    pub tenant_attnum: i16,
     /// No protected ancestor: dropping it needs unprotect() first (a partition of a protected
     /// table may be dropped; its parent keeps the protection).
     pub root: bool,
@@ -35,6 +33,10 @@ pub struct Entry {
 struct Cache {
     registry_oid: pg_sys::Oid,
     entries: FxHashMap<pg_sys::Oid, Entry>,
+    /// The tenant column of each registered table, by name: its attribute number is looked up
+    /// only by the DDL checks that need it (`tenant_attnum`), so that loading the cache touches
+    /// no per-table catalog entry (10,000 protected tables: 30 ms and 6 MB per backend otherwise).
+    tenant_columns: FxHashMap<pg_sys::Oid, std::ffi::CString>,
     exempt: rustc_hash::FxHashSet<pg_sys::Oid>,
 }
 
@@ -99,6 +101,19 @@ pub fn lookup(relid: pg_sys::Oid) -> Option<Entry> {
     })
 }
 
+/// Attribute number of a registered table's tenant column (0 when unknown). A catalog look-up:
+/// for DDL checks, not for the statement path.
+pub fn tenant_attnum(relid: pg_sys::Oid) -> i16 {
+    CACHE.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|c| c.tenant_columns.get(&relid))
+            .map_or(0, |column| unsafe {
+                pg_sys::get_attnum(relid, column.as_ptr())
+            })
+    })
+}
+
 /// Is the relation in `tenant_guard.exempt_tables`?
 pub fn is_exempt(relid: pg_sys::Oid) -> bool {
     CACHE.with(|c| {
@@ -123,10 +138,12 @@ fn load() -> Cache {
         return Cache {
             registry_oid: pg_sys::InvalidOid,
             entries: FxHashMap::default(),
+            tenant_columns: FxHashMap::default(),
             exempt: Default::default(),
         };
     };
     let mut entries = FxHashMap::default();
+    let mut tenant_columns = FxHashMap::default();
     let mut exempt = rustc_hash::FxHashSet::default();
     unsafe {
         // A parallel worker may not take a new snapshot; it reads with its leader's.
@@ -145,11 +162,10 @@ fn load() -> Cache {
             }
             let relid_oid = pg_sys::Oid::from(relid.value() as u32);
             let column = pg_sys::heap_getattr(tuple, 2, desc, &mut null);
-            let tenant_attnum = if null {
-                0
-            } else {
-                pg_sys::get_attnum(relid_oid, column.cast_mut_ptr::<std::ffi::c_char>())
-            };
+            if !null {
+                let name = std::ffi::CStr::from_ptr(column.cast_mut_ptr::<std::ffi::c_char>());
+                tenant_columns.insert(relid_oid, name.to_owned());
+            }
             let int = |attnum: i32| {
                 let mut null = false;
                 let d = pg_sys::heap_getattr(tuple, attnum, desc, &mut null);
@@ -161,7 +177,6 @@ fn load() -> Cache {
                     registered: true,
                     broad_read_rows: int(broad_attnum),
                     max_rows: int(cap_attnum),
-                    tenant_attnum,
                     root: true,
                 },
             );
@@ -209,7 +224,6 @@ fn load() -> Cache {
                                 registered: false,
                                 broad_read_rows: None,
                                 max_rows: None,
-                                tenant_attnum: 0,
                                 root: false,
                             },
                         );
@@ -224,6 +238,7 @@ fn load() -> Cache {
     Cache {
         registry_oid,
         entries,
+        tenant_columns,
         exempt,
     }
 }

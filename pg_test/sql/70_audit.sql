@@ -46,7 +46,7 @@ RESET ROLE;
 -- waits until `expected` events carrying /* marker */ in their query are written, then lists them
 CREATE FUNCTION au_seen(marker text, expected int)
 RETURNS TABLE (event text, reason text, relations text[], command text, rows bigint,
-               tenant text, role name, session_role name)
+               tenant text, role text, session_role text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN

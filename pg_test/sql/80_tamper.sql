@@ -78,7 +78,7 @@ RESET ROLE;
 -- waits until `expected` events carrying /* marker */ in their query are written, then lists them
 CREATE FUNCTION tp_seen(marker text, expected int)
 RETURNS TABLE (event text, reason text, relations text[], command text, rows bigint,
-               tenant text, role name)
+               tenant text, role text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN

@@ -48,7 +48,7 @@ RESET ROLE;
 
 -- waits until `expected` new_table_unprotected events name `rel`, then lists them
 CREATE FUNCTION nt_seen(rel text, expected int)
-RETURNS TABLE (event text, reason text, relations text[], command text, tenant text, role name, session_role name)
+RETURNS TABLE (event text, reason text, relations text[], command text, tenant text, role text, session_role text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN

@@ -70,7 +70,7 @@ AS $$ SELECT tk_sign(jsonb_build_object('alg', alg, 'kid', 'k1'),
                      tk_secret('k1'), hash) $$;
 -- waits (up to 5 s) until `expected` token_rejected events are written, then lists them
 CREATE FUNCTION tk_events(expected int)
-RETURNS TABLE (n bigint, reason text, command text, relations text[], tenant text, role name,
+RETURNS TABLE (n bigint, reason text, command text, relations text[], tenant text, role text,
                query_is_null boolean)
 LANGUAGE plpgsql AS $$
 BEGIN
