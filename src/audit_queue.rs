@@ -26,7 +26,7 @@ use crate::settings;
 pub const MAX_WRITERS: usize = 32;
 const DENIAL_KINDS: usize = 10;
 /// A producer sets its writer's latch each time the queue depth reaches a multiple of this.
-pub const WAKE_EVERY: u32 = 128;
+pub const WAKE_EVERY: u32 = 512;
 
 const FREE: u32 = 0;
 const READY: u32 = 1;
