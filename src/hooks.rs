@@ -306,7 +306,7 @@ pub unsafe extern "C-unwind" fn tenant_guard_executor_run_cap(
         ClaimState::Stale => Some(Refusal::NoClaim { stale: true }),
     };
     if let (Some(refusal), Some(relid)) = (refusal, relid) {
-        report_refusal(&refusal, relid, pg_sys::GetUserId(), "FETCH");
+        report_refusal(&refusal, relid, &[], pg_sys::GetUserId(), "FETCH");
     }
     cap.unwrap_or(0)
 }
@@ -528,7 +528,7 @@ unsafe fn judge_tampering(relid: pg_sys::Oid, change: Tamper, command: &str) {
         audit::guard_event(EventKind::Bypass, &reason, &[name], command, None, None);
         return;
     }
-    report_refusal(&Refusal::Tamper(change), relid, user, command);
+    report_refusal(&Refusal::Tamper(change), relid, &[], user, command);
 }
 
 unsafe fn relid_of(rv: *mut pg_sys::RangeVar) -> pg_sys::Oid {
@@ -757,9 +757,27 @@ unsafe fn in_holdable_cursor() -> bool {
 }
 
 /// Audits and raises (or, in shadow mode, warns about) a refusal of the guard.
-unsafe fn report_refusal(refusal: &Refusal, relid: pg_sys::Oid, user: pg_sys::Oid, command: &str) {
+/// Raises (or, in shadow mode, warns about) a refusal concerning `relid`, after queueing its
+/// audit event. `involved` are the other protected tables of the statement: the event names them
+/// too (the message names the table refused).
+unsafe fn report_refusal(
+    refusal: &Refusal,
+    relid: pg_sys::Oid,
+    involved: &[pg_sys::Oid],
+    user: pg_sys::Oid,
+    command: &str,
+) {
     let mode = settings::enforce();
     let name = catalog::qualified_name(relid);
+    let mut names = vec![name.clone()];
+    for other in involved {
+        if *other != relid {
+            let n = catalog::qualified_name(*other);
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
     let message = refusal::describe(refusal, &name, &catalog::role_name(user));
     let kind = match (mode, refusal) {
         (Enforce::Shadow, _) => EventKind::WouldDeny,
@@ -770,7 +788,7 @@ unsafe fn report_refusal(refusal: &Refusal, relid: pg_sys::Oid, user: pg_sys::Oi
         .and_then(|c| c.to_str().ok())
         .filter(|t| !t.is_empty());
     // The event is queued before the error is raised: it outlives the abort.
-    audit::guard_event(kind, refusal.code(), &[name], command, None, tenant);
+    audit::guard_event(kind, refusal.code(), &names, command, None, tenant);
     match mode {
         Enforce::Shadow => message.warn(),
         _ => message.raise(),
@@ -888,7 +906,21 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
                         Refusal::Tamper(Tamper::CopyIntoUnprotected(utility)) => utility,
                         _ => COMMAND.with(|c| c.get()),
                     };
-                    report_refusal(&refusal, relid, user, command);
+                    // In shadow mode every refused table gets its own event; a refusal
+                    // names every registered table of the statement (not each partition).
+                    let involved: Vec<pg_sys::Oid> = if settings::enforce() == Enforce::Shadow {
+                        Vec::new()
+                    } else {
+                        rtable
+                            .iter_ptr()
+                            .filter(|rte| {
+                                (**rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                                    && registry::lookup((**rte).relid).is_some_and(|e| e.registered)
+                            })
+                            .map(|rte| (*rte).relid)
+                            .collect()
+                    };
+                    report_refusal(&refusal, relid, &involved, user, command);
                 }
             }
         }
