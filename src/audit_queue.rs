@@ -25,7 +25,8 @@ use crate::settings;
 
 pub const MAX_WRITERS: usize = 32;
 const DENIAL_KINDS: usize = 10;
-/// A producer sets its writer's latch each time the queue depth reaches a multiple of this.
+/// A producer sets its writer's latch each time the queue depth reaches a multiple of this (the
+/// writer then takes everything waiting, up to its batch size).
 pub const WAKE_EVERY: u32 = 512;
 
 const FREE: u32 = 0;

@@ -7,8 +7,9 @@
  * most of what an INSERT ... SELECT FROM unnest(...) costs per row.
  *
  * It declines (returns TG_STORE_DECLINED, and the writer falls back to that INSERT) whenever the
- * table is not the plain table the extension created: a user-added INSERT trigger or rule,
- * partitioning, row security, a changed column list. Rust (audit_writer.rs) decides what to
+ * table is not the plain table the extension created: a user-added INSERT trigger or rule (foreign
+ * keys and deferrable unique constraints are INSERT triggers too), partitioning (also as a
+ * partition), row security, a changed column list. Rust (audit_writer.rs) decides what to
  * store; this file only stores it.
  *
  * PostgreSQL 15 signatures (with the 16+/17+ differences under #if).
@@ -90,8 +91,8 @@ plain_audit_table(Relation rel)
 	TupleDesc	desc = RelationGetDescr(rel);
 	TriggerDesc *trig = rel->trigdesc;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relrowsecurity ||
-		rel->rd_rules != NULL || desc->natts != AUDIT_NATTS)
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
+		rel->rd_rel->relrowsecurity || rel->rd_rules != NULL || desc->natts != AUDIT_NATTS)
 		return false;
 	if (trig != NULL &&
 		(trig->trig_insert_before_row || trig->trig_insert_after_row ||
