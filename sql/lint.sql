@@ -26,6 +26,20 @@
 -- - jit is off: the catalog joins are cheap, but their estimates are not, and compiling the
 --   query would cost seconds on a database with a thousand tables.
 
+-- The finding for a group of checks that could not run (a lock not granted, a catalog the caller
+-- may not read), as a one-element jsonb array for lint()'s list of early findings.
+CREATE FUNCTION tenant_guard._lint_incomplete(what text, err text, state text)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+        'severity', 'warning', 'code', 'lint_incomplete', 'object', 'tenant_guard.lint()',
+        'message', pg_catalog.format('%s were not checked: %s (SQLSTATE %s). Run lint() again, or as a role that may read the catalogs.',
+                                     what, err, state),
+        'fix', NULL))
+$$;
+
 CREATE FUNCTION tenant_guard.lint()
 RETURNS TABLE (severity text, code text, object text, message text, fix text)
 LANGUAGE plpgsql STABLE
@@ -72,11 +86,7 @@ BEGIN
           INTO rv_view, rv_table
           FROM reads r;
     EXCEPTION WHEN insufficient_privilege OR lock_not_available THEN
-        early := early || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-            'severity', 'warning', 'code', 'lint_incomplete', 'object', 'tenant_guard.lint()',
-            'message', pg_catalog.format('%s were not checked: %s (SQLSTATE %s). Run lint() again, or as a role that may read the catalogs.',
-                                         'Views over protected tables', SQLERRM, SQLSTATE),
-            'fix', NULL));
+        early := early || tenant_guard._lint_incomplete('Views over protected tables', SQLERRM, SQLSTATE);
     END;
 
     ------------------------------------------------------------------------------------------
@@ -191,11 +201,7 @@ BEGIN
                 'fix', NULL));
         END IF;
     EXCEPTION WHEN insufficient_privilege OR lock_not_available THEN
-        early := early || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-            'severity', 'warning', 'code', 'lint_incomplete', 'object', 'tenant_guard.lint()',
-            'message', pg_catalog.format('%s were not checked: %s (SQLSTATE %s). Run lint() again, or as a role that may read the catalogs.',
-                                         'SECURITY DEFINER functions', SQLERRM, SQLSTATE),
-            'fix', NULL));
+        early := early || tenant_guard._lint_incomplete('SECURITY DEFINER functions', SQLERRM, SQLSTATE);
     END;
 
     ------------------------------------------------------------------------------------------
@@ -303,11 +309,7 @@ BEGIN
             END IF;
         END LOOP;
     EXCEPTION WHEN insufficient_privilege OR lock_not_available THEN
-        early := early || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-            'severity', 'warning', 'code', 'lint_incomplete', 'object', 'tenant_guard.lint()',
-            'message', pg_catalog.format('%s were not checked: %s (SQLSTATE %s). Run lint() again, or as a role that may read the catalogs.',
-                                         'Rows whose tenant is NULL', SQLERRM, SQLSTATE),
-            'fix', NULL));
+        early := early || tenant_guard._lint_incomplete('Rows whose tenant is NULL', SQLERRM, SQLSTATE);
     END;
 
     ------------------------------------------------------------------------------------------

@@ -907,7 +907,8 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
                         _ => COMMAND.with(|c| c.get()),
                     };
                     // In shadow mode every refused table gets its own event; a refusal
-                    // names every registered table of the statement (not each partition).
+                    // names the refused table and every protected root table of the statement
+                    // (not each partition the planner expanded).
                     let involved: Vec<pg_sys::Oid> = if settings::enforce() == Enforce::Shadow {
                         Vec::new()
                     } else {
@@ -915,7 +916,7 @@ unsafe fn guard_range_table(range_table: *mut pg_sys::List, ereport: bool) -> bo
                             .iter_ptr()
                             .filter(|rte| {
                                 (**rte).rtekind == pg_sys::RTEKind::RTE_RELATION
-                                    && registry::lookup((**rte).relid).is_some_and(|e| e.registered)
+                                    && registry::lookup((**rte).relid).is_some_and(|e| e.root)
                             })
                             .map(|rte| (*rte).relid)
                             .collect()

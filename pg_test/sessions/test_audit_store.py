@@ -680,6 +680,63 @@ def test_audit_store_fallback_on_partitioned_table(fx):
     _check_not_dropped(su, dropped, "partitioned audit_log")
 
 
+def test_audit_store_fallback_on_audit_log_as_partition(fx):
+    """audit_log attached as a bounded partition of another table: the fast path would skip the
+    partition constraint, so the writer must use the SQL INSERT (which checks it)."""
+    su = fx.su()
+    dropped = _dropped_baseline(su)
+    paths = StorePaths(fx, su)
+    run(su, "CREATE TABLE tenant_guard.audit_log_all (LIKE tenant_guard.audit_log INCLUDING DEFAULTS) "
+            "PARTITION BY RANGE (at)")
+    run(su, "ALTER TABLE tenant_guard.audit_log_all ATTACH PARTITION tenant_guard.audit_log "
+            "FOR VALUES FROM ('2000-01-01') TO ('2200-01-01')")
+    app = fx.app(application_name="tg-store-as-part")
+    m = _marker("as-part")
+    sql = f"/* {m} */ SELECT 1 FROM invoices"
+    t0 = _now(su)
+    _refuse(app, sql)
+    t1 = _now(su)
+    (ev,) = _landed(su, m, 1, "refusal with audit_log as a partition")
+    _check_event(ev, "fallback (audit_log is a partition)", pid=_pid(app), sql=sql, t0=t0, t1=t1,
+                 appname="tg-store-as-part", client_host=None if fx.cfg.host.startswith("/") else ev["client_host"])
+    paths.expect_fallback("audit_log as a partition")
+    _check_not_dropped(su, dropped, "audit_log as a partition")
+
+
+def test_audit_store_refusal_names_registered_tables_not_partitions(fx):
+    """A refused join of a protected partitioned table and another protected table: the event
+    names both registered tables, the refused one first, and none of the partitions."""
+    owner = fx.owner()
+    run(owner, "CREATE TABLE parts (id bigserial, tenant_id text NOT NULL, amount int) "
+               "PARTITION BY LIST (tenant_id)")
+    run(owner, "CREATE TABLE parts_acme PARTITION OF parts FOR VALUES IN ('acme')")
+    run(owner, "CREATE TABLE parts_rest PARTITION OF parts DEFAULT")
+    run(owner, "INSERT INTO parts (tenant_id, amount) VALUES ('acme', 1), ('globex', 2)")
+    run(owner, "GRANT SELECT ON parts TO tg_app")
+    msg = run(owner, "SELECT tenant_guard.protect('parts')")[0][0]
+    check(msg.startswith("protected public.parts"), f"protect(): {msg!r}")
+    su = fx.su()
+    dropped = _dropped_baseline(su)
+    app = fx.app(application_name="tg-store-parts")
+    m = _marker("parts")
+    sql = f"/* {m} */ SELECT p.amount, i.amount FROM parts p JOIN invoices i USING (tenant_id)"
+    t0 = _now(su)
+    err = _refuse(app, sql)
+    t1 = _now(su)
+    (ev,) = _landed(su, m, 1, "refusal over a partitioned table and another table")
+    _check_event(ev, "partitioned join", pid=_pid(app), sql=sql, t0=t0, t1=t1, appname="tg-store-parts",
+                 relations=("public.parts", "public.invoices"),
+                 client_host=None if fx.cfg.host.startswith("/") else ev["client_host"])
+    first = run(su, "SELECT relations[1] FROM tenant_guard.audit_log WHERE id = %s", (ev["id"],))[0][0]
+    primary = err.diag.message_primary or ""
+    check(first in ("public.parts", "public.invoices") and primary.endswith(first),
+          f"relations[1] = {first!r} is not the table the error names: {primary!r}")
+    msg = run(su, "SELECT count(*) FROM tenant_guard.audit_log WHERE id = %s "
+                  "AND relations && ARRAY['public.parts_acme', 'public.parts_rest']", (ev["id"],))[0][0]
+    check(msg == 0, f"the event names a partition: {ev['relations']!r}")
+    _check_not_dropped(su, dropped, "partitioned join")
+
+
 def test_audit_store_broad_read_over_two_tables_both_paths(fx):
     """A broad read over two protected tables carries both names (the only kind of event whose
     relations has several elements here): stored right by the fast path (0x1f-separated names
